@@ -1,0 +1,63 @@
+# flairhub_nb — one command to set up and run each job. Every target refreshes .venv first when it is
+# missing or older than constraints.txt / pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+DEMO_OUT ?= demo_out
+
+.PHONY: install demo test test-fast test-slow sync-check docs bench lab clean readme lint
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python >= 3.11 needed; set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+## demo: toy data -> papermill training -> zonal inference on the toy zone -> metrics and output paths
+demo: install
+	$(BIN)/python -m flairhub_nb.demo --out $(DEMO_OUT)
+
+## test: the whole default test suite (notebooks + pytest), slow cases excluded
+test: install sync-check
+	$(BIN)/nbdev-test --n-workers 2 --timing
+	$(BIN)/python -m pytest -q -n 2 tests
+
+## test-slow: the cases flagged `slow` (notebook cells and pytest marks)
+test-slow: install
+	$(BIN)/nbdev-test --n-workers 2 --flags slow --timing
+	$(BIN)/python -m pytest -q -m slow tests
+
+## sync-check: notebooks are clean and the library is exported from them
+sync-check: install
+	@before=$$(git status --porcelain -- flairhub_nb nbs 2>/dev/null | md5sum); \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean; \
+	after=$$(git status --porcelain -- flairhub_nb nbs 2>/dev/null | md5sum); \
+	if [ "$$before" != "$$after" ]; then echo "error: nbdev-export/nbdev-clean changed files; commit the result"; git status --short -- flairhub_nb nbs; exit 1; fi
+
+lint: install
+	$(BIN)/ruff check flairhub_nb tests benchmarks
+
+readme: install
+	$(BIN)/python tools/build_docs.py --readme-only
+
+## docs: quarto site when quarto exists, else the offline HTML fallback in _docs/
+docs: install
+	@if command -v quarto >/dev/null; then $(BIN)/nbdev-docs; else $(BIN)/python tools/build_docs.py; fi
+
+bench: install
+	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_zonal.py
+	$(BIN)/python benchmarks/bench_train.py
+
+lab: install
+	$(BIN)/jupyter lab nbs
+
+clean:
+	rm -rf $(VENV) _docs _proc $(DEMO_OUT)
