@@ -6,7 +6,7 @@ Usage: python tools/nbpct.py to-nb SRC.py [DST.ipynb]   |   python tools/nbpct.p
 Percent format: `# %%` starts a code cell, `# %% [markdown]` a markdown cell whose lines start with `# `;
 `# %% tags=["parameters"]` adds cell tags.
 """
-import json, re, sys
+import hashlib, json, re, sys
 from pathlib import Path
 
 def _cell(kind, lines, tags):
@@ -36,7 +36,12 @@ def to_nb(src: Path, dst: Path):
         lines.append(line)
     if kind is not None: cells.append(_cell(kind, lines, tags))
     cells = [c for c in cells if c["source"].strip()]
-    for c in cells:
+    seen = set()
+    for c in cells:  # ids from the cell's content: unchanged cells keep their id across conversions
+        h = hashlib.sha1((c["cell_type"] + c["source"]).encode()).hexdigest()
+        i = 0
+        while h[i:i+8] in seen: i += 1
+        c["id"] = h[i:i+8]; seen.add(c["id"])
         c["source"] = [l + "\n" for l in c["source"].split("\n")]
         c["source"][-1] = c["source"][-1][:-1]
     nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
