@@ -15,8 +15,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['UTAE_DEFAULTS', 'norm_layer', 'ConvLayer', 'conv_out_shape', 'per_frame', 'ConvBlock', 'DownConvBlock', 'UpConvBlock',
-           'date_encoding', 'MasterQueryAttention', 'LTAE2d', 'temporal_aggregate', 'UTAE', 'series_pad_mask',
-           'adjust_fm_length', 'utae_out_conv', 'utae_hparams', 'utae_from_config']
+           'date_encoding', 'MasterQueryAttention', 'masked_group_norm', 'LTAE2d', 'temporal_aggregate', 'UTAE',
+           'series_pad_mask', 'adjust_fm_length', 'utae_out_conv', 'utae_hparams', 'utae_from_config']
 
 # %% ../../nbs/21_models.utae.ipynb #49eb7a3b
 def norm_layer(norm: str|None, # 'batch', 'group' (4 groups), 'instance', or None / 'none' for no normalisation
@@ -151,7 +151,21 @@ class MasterQueryAttention(nn.Module):
         out = torch.einsum('hnt,nthc->hnc', attn, v.view(n, t, self.n_head, self.d_in//self.n_head))
         return out, attn
 
-# %% ../../nbs/21_models.utae.ipynb #4ec12b23
+# %% ../../nbs/21_models.utae.ipynb #0e44255b
+def masked_group_norm(x: torch.Tensor, # (N,C,T) sequences
+                      keep: torch.Tensor, # (N,T) bool, True on valid dates
+                      gn: nn.GroupNorm, # supplies groups, eps and the affine parameters
+                     ) -> torch.Tensor:
+    "GroupNorm of (N,C,T) sequences with statistics over the valid dates only"
+    n, c, t = x.shape
+    xs, w = x.view(n, gn.num_groups, c//gn.num_groups, t), keep.to(x.dtype)[:, None, None, :]
+    cnt = (w.sum(-1, keepdim=True)*xs.shape[2]).clamp(min=1)
+    mean = (xs*w).sum((2, 3), keepdim=True)/cnt
+    var = (((xs - mean)**2)*w).sum((2, 3), keepdim=True)/cnt
+    out = ((xs - mean)/torch.sqrt(var + gn.eps)).view(n, c, t)
+    return out*gn.weight[:, None] + gn.bias[:, None] if gn.affine else out
+
+# %% ../../nbs/21_models.utae.ipynb #69edac64
 class LTAE2d(nn.Module):
     "Lightweight temporal attention encoder applied pixel-wise to a (B,T,C,H,W) series"
     def __init__(self, in_channels: int=128, # C of the input map
@@ -162,12 +176,13 @@ class LTAE2d(nn.Module):
                  dropout: float=0.2, # dropout after the MLP
                  attn_dropout: float=0.1, # dropout on the attention weights
                  period: float=1000., # period of the date encoding
+                 masked_in_norm: bool=False, # `in_norm` statistics over valid dates only (reference: all dates)
                 ):
         super().__init__()
         mlp = list(mlp) if mlp is not None else [d_model, in_channels]
         if d_model % n_head: raise ValueError(f"d_model={d_model} must be a multiple of n_head={n_head}")
         if mlp[0] != d_model: raise ValueError(f"mlp[0]={mlp[0]} must equal d_model={d_model}")
-        self.n_head, self.d_model, self.period = n_head, d_model, period
+        self.n_head, self.d_model, self.period, self.masked_in_norm = n_head, d_model, period, masked_in_norm
         self.inconv = nn.Conv1d(in_channels, d_model, 1)
         self.attention_heads = MasterQueryAttention(n_head, d_k, d_model, dropout=attn_dropout)
         self.in_norm = nn.GroupNorm(n_head, in_channels)
@@ -177,7 +192,7 @@ class LTAE2d(nn.Module):
         self.mlp = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
 
-# %% ../../nbs/21_models.utae.ipynb #77ffd596
+# %% ../../nbs/21_models.utae.ipynb #92ffd262
 @patch
 def forward(self: LTAE2d, x: torch.Tensor, # (B,T,C,H,W) deepest encoder map
                   positions: torch.Tensor, # (B,T) day offsets
@@ -186,10 +201,11 @@ def forward(self: LTAE2d, x: torch.Tensor, # (B,T,C,H,W) deepest encoder map
     "(B,C',H,W) temporal summary and (n_head,B,T,H,W) attention masks"
     b, t, c, h, w = x.shape
     seq = x.permute(0, 3, 4, 2, 1).reshape(b*h*w, c, t)  # one (C,T) sequence per pixel
-    seq = self.inconv(self.in_norm(seq)).transpose(1, 2)  # (N,T,d_model)
+    mask = None if pad_mask is None else pad_mask[:, None].expand(b, h*w, t).reshape(b*h*w, t)
+    seq = masked_group_norm(seq, ~mask, self.in_norm) if self.masked_in_norm and mask is not None else self.in_norm(seq)
+    seq = self.inconv(seq).transpose(1, 2)  # (N,T,d_model)
     pe = date_encoding(positions, self.d_model//self.n_head, self.n_head, self.period)
     seq = seq + pe[:, None].expand(b, h*w, t, self.d_model).reshape(b*h*w, t, self.d_model)
-    mask = None if pad_mask is None else pad_mask[:, None].expand(b, h*w, t).reshape(b*h*w, t)
     out, attn = self.attention_heads(seq, mask)
     out = out.permute(1, 0, 2).reshape(b*h*w, self.d_model)  # concatenate the heads
     out = self.out_norm(self.dropout(self.mlp(out)))
@@ -222,7 +238,7 @@ def temporal_aggregate(x: torch.Tensor, # (B,T,C,H,W) skip map
     nh = a.shape[0]
     return torch.einsum('gbtyx,btgcyx->bgcyx', a, x.view(b, t, nh, c//nh, h, w)).reshape(b, c, h, w)
 
-# %% ../../nbs/21_models.utae.ipynb #fb3112bf
+# %% ../../nbs/21_models.utae.ipynb #9825bd9d
 class UTAE(nn.Module):
     "U-TAE: shared-weight U-Net encoder, L-TAE temporal attention, decoder with attention-collapsed skips"
     def __init__(self, input_dim: int, # channels of each frame (10 for S2, 2 for S1)
@@ -236,6 +252,7 @@ class UTAE(nn.Module):
                  pad_value: float=0, # value of padded frames
                  padding_mode: str='reflect', # padding of the 3×3 convs
                  return_maps: bool=False, # forward also returns the L-TAE and decoder maps
+                 masked_in_norm: bool=False, # L-TAE `in_norm` ignores padded dates (reference: False)
                 ):
         super().__init__()
         enc, dec = list(encoder_widths), list(decoder_widths)
@@ -251,7 +268,8 @@ class UTAE(nn.Module):
                                          for i in range(self.n_stages - 1))
         self.up_blocks = nn.ModuleList(UpConvBlock(dec[i], dec[i-1], enc[i-1], **kw, padding_mode=padding_mode)
                                        for i in range(self.n_stages - 1, 0, -1))
-        self.temporal_encoder = LTAE2d(in_channels=enc[-1], n_head=n_head, d_k=d_k, d_model=d_model, mlp=[d_model, enc[-1]])
+        self.temporal_encoder = LTAE2d(in_channels=enc[-1], n_head=n_head, d_k=d_k, d_model=d_model, mlp=[d_model, enc[-1]],
+                                       masked_in_norm=masked_in_norm)
         self.out_conv = ConvBlock([dec[0]] + self.out_conv_widths, norm='batch', padding_mode=padding_mode)
 
     @property
@@ -341,7 +359,7 @@ def utae_out_conv(out_conv: list[int], # configured head widths
     out = list(out_conv)
     return out if out[-1] == task_nclasses else out + [task_nclasses]
 
-# %% ../../nbs/21_models.utae.ipynb #46622acf
+# %% ../../nbs/21_models.utae.ipynb #6b6b5c35
 def utae_hparams(mt_cfg: dict, # `models.multitemp_model` of the config (missing keys take `UTAE_DEFAULTS`)
                  task_nclasses: int, # summed class count of all tasks
                  multimodal: bool, # a mono-temporal encoder is present (width override)
@@ -363,6 +381,8 @@ def utae_from_config(mt_cfg: dict, # `models.multitemp_model` of the config; not
                      multimodal: bool, # a mono-temporal encoder is present (width override)
                      n_stages: int|None=None, # stages of the mono encoder; len(encoder_widths) when None
                      return_maps: bool=True, # return the maps the fusion needs
+                     masked_in_norm: bool=False, # L-TAE `in_norm` ignores padded dates (reference: False)
                     ) -> UTAE:
     "Build the U-TAE of one time-series modality as the reference does, without editing the config"
-    return UTAE(input_dim, **utae_hparams(mt_cfg, task_nclasses, multimodal, n_stages), return_maps=return_maps)
+    return UTAE(input_dim, **utae_hparams(mt_cfg, task_nclasses, multimodal, n_stages), return_maps=return_maps,
+                masked_in_norm=masked_in_norm)
