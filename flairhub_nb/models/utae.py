@@ -67,7 +67,7 @@ def conv_out_shape(block: nn.Module, # a module whose Conv2d layers are applied 
                     for n, k, s, p, d in zip((h, w), m.kernel_size, m.stride, m.padding, m.dilation)]
     return c, h, w
 
-# %% ../../nbs/21_models.utae.ipynb #ee53e988
+# %% ../../nbs/21_models.utae.ipynb #720b1f7f
 def per_frame(block: nn.Module, # frame-wise block: (N,C,H,W) -> (N,C',H',W')
               x: torch.Tensor, # (B,T,C,H,W) series
               pad_mask: torch.Tensor, # (B,T) bool, True on padded frames
@@ -76,11 +76,11 @@ def per_frame(block: nn.Module, # frame-wise block: (N,C,H,W) -> (N,C',H',W')
     "Apply `block` to every unpadded frame of `x`; padded frames come out filled with `pad_value`"
     b, t = x.shape[:2]
     frames, keep = x.reshape(b*t, *x.shape[2:]), ~pad_mask.reshape(b*t)
-    if bool(keep.all()): out = block(frames)
-    else:
-        out = frames.new_full((b*t, *conv_out_shape(block, *x.shape[2:])), float(pad_value))
-        if bool(keep.any()): out[keep] = block(frames[keep])
-    return out.reshape(b, t, *out.shape[1:])
+    if bool(keep.all()): return block(frames).unflatten(0, (b, t))
+    shape, y = (b*t, *conv_out_shape(block, *x.shape[2:])), block(frames[keep]) if bool(keep.any()) else None
+    out = (frames if y is None else y).new_full(shape, float(pad_value))  # dtype of the block's output (autocast)
+    if y is not None: out[keep] = y
+    return out.unflatten(0, (b, t))
 
 # %% ../../nbs/21_models.utae.ipynb #a6fdcb18
 class ConvBlock(nn.Module):
