@@ -25,7 +25,7 @@ from .sentinel import (SentinelDates, reshape_series, filter_dates, temporal_ave
 # %% auto #0
 __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'TASKS', 'S2_MASK', 'ALL_CHANNELS_MODALITIES', 'DataSettings',
            'read_split_csv', 'read_split_gpkg', 'read_mono', 'check_geometry', 'read_series', 'read_label', 'apply_d4',
-           'D4Augment', 'FlairHubDataset']
+           'D4Augment', 'FlairHubDataset', 'pad_collate', 'get_input_img_sizes']
 
 # %% ../../nbs/12_data.dataset.ipynb #b63aad3b
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -334,3 +334,60 @@ def _getitem(self: FlairHubDataset, i: int) -> dict:
     return self.augment(sample) if self.augment is not None else sample
 
 FlairHubDataset.__getitem__ = _getitem
+
+# %% ../../nbs/12_data.dataset.ipynb #0d19cd45
+def pad_collate(samples: Sequence[dict], # sample dicts from `FlairHubDataset`
+               ) -> dict:
+    "Batch samples, zero-padding time series and dates along T and adding `<MOD>_PAD_MASK`"
+    batch, B = {}, len(samples)
+    for key in samples[0]:
+        vals = [s[key] for s in samples]
+        if isinstance(vals[0], torch.Tensor) and (key.endswith('_TS') or key.endswith('_DATES')):
+            lengths = [v.shape[0] for v in vals]
+            T = max(lengths)
+            out = vals[0].new_zeros((B, T) + tuple(vals[0].shape[1:]))
+            for i, v in enumerate(vals): out[i, :v.shape[0]] = v
+            batch[key] = out
+            if key.endswith('_TS'):
+                batch[f'{key}_PAD_MASK'] = torch.arange(T)[None, :] >= torch.tensor(lengths)[:, None]
+        elif isinstance(vals[0], torch.Tensor): batch[key] = torch.stack(vals)
+        else: batch[key] = vals
+    return batch
+
+# %% ../../nbs/12_data.dataset.ipynb #5ab2881d
+def get_input_img_sizes(dataset: FlairHubDataset, # the dataset whose first patch is inspected
+                       ) -> dict:
+    "Height in pixels of each enabled modality, from the first patch"
+    if len(dataset) == 0: raise ValueError(f"{dataset.source}: the split is empty")
+    out = {}
+    with rasterio.Env(**_GDAL_ENV):
+        for m in dataset.st.modalities:
+            path = dataset.index[m][0]
+            try:
+                with rasterio.open(path) as src: out[m] = int(src.height)
+            except rasterio.errors.RasterioError as e:
+                if not Path(path).exists(): raise MissingFileError(f"{path}: file not found") from None
+                raise FlairHubDataError(f"{path}: cannot read GeoTIFF header ({e})") from e
+    return out
+
+# %% ../../nbs/12_data.dataset.ipynb #c60f791a
+def _repr_markdown_(self: FlairHubDataset) -> str:
+    st = self.st
+    zones = pd.Series([p.split('_')[0] for p in self.index['patch_id']]).value_counts()
+    rows = []
+    for m in st.modalities:
+        ch = st.channels.get(m)
+        pre = []
+        if m in MONO_MODALITIES: pre.append(f"norm {st.norm_type}")
+        if m == 'DEM_ELEV': pre.append({(True, True): '[DSM, DSM-DTM]', (True, False): '[DSM-DTM]'}.get((st.calc_elevation, st.stack_dsm), '[DSM, DTM]'))
+        if m == 'SENTINEL2_TS' and st.filter_s2: pre.append('cloud/snow filter')
+        if m in TS_MODALITIES and st.averaging.get(m): pre.append(f"{st.averaging[m]} average")
+        rows.append(f"| {m} | {ch if ch else 'all'} | {', '.join(pre) or '-'} |")
+    tasks = ', '.join(f"{t} ({k} classes{', band ' + str(b) if t == 'ALL_LABEL-LPIS' else ''})" for t, (b, k) in st.tasks.items())
+    return (f"**FlairHubDataset** split `{self.split}` from `{Path(self.source).name}`: **{len(self)} patches** in "
+            f"{len(zones)} domain-years ({', '.join(f'{z}: {n}' for z, n in zones.head(8).items())}"
+            f"{', ...' if len(zones) > 8 else ''})\n\n| modality | channels | preprocessing |\n|---|---|---|\n" +
+            '\n'.join(rows) + f"\n\nlabels: {tasks or 'none'}; augmentation: {self.augment or 'none'}")
+
+FlairHubDataset._repr_markdown_ = _repr_markdown_
+FlairHubDataset.__repr__ = lambda self: f"FlairHubDataset(split={self.split!r}, {len(self)} patches, modalities={self.st.modalities})"
