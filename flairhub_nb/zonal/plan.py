@@ -20,7 +20,7 @@ from ..data.io import MissingFileError, RasterReadError, GeometryMismatchError
 # %% auto #0
 __all__ = ['RasterInfo', 'inspect_raster', 'write_test_raster', 'TilingPlan', 'Tile', 'check_rasters', 'plan_zone']
 
-# %% ../../nbs/40_zonal.plan.ipynb #71b11563
+# %% ../../nbs/40_zonal.plan.ipynb #e80bbdbd
 @dataclass(frozen=True)
 class RasterInfo:
     "Header of one modality's zone raster"
@@ -33,7 +33,7 @@ class RasterInfo:
     count: int # bands
     dtype: str # numpy dtype name
     nodata: float|None # nodata value, if any
-    has_mask: bool # an internal/per-dataset mask or an alpha band marks nodata
+    has_mask: bool # an internal (per-dataset) mask marks nodata
     @property
     def res(self) -> tuple[float, float]: return (abs(self.transform.a), abs(self.transform.e))
     @property
@@ -50,12 +50,13 @@ def inspect_raster(path: str|Path, # GeoTIFF of one modality over the zone
     try:
         with rasterio.open(path) as ds:
             flags = ds.mask_flag_enums[0] if ds.count else []
-            has_mask = any(f.name in ('per_dataset', 'alpha') for f in flags) and ds.nodata is None
+            names = {f.name for f in flags}  # an alpha-tagged band is not trusted: RGBI files often tag NIR as alpha
+            has_mask = 'per_dataset' in names and 'alpha' not in names and ds.nodata is None
             return RasterInfo(modality, str(path), ds.crs, ds.transform, ds.width, ds.height, ds.count,
                               ds.dtypes[0], ds.nodata, has_mask)
     except RasterioError as e: raise RasterReadError(f"{modality}: {path}: cannot open as a raster ({e})") from e
 
-# %% ../../nbs/40_zonal.plan.ipynb #91def1d8
+# %% ../../nbs/40_zonal.plan.ipynb #9c071471
 def write_test_raster(path: str|Path, # file to write
                       data: np.ndarray, # (C,H,W) array
                       res: float=0.2, # pixel size in metres
@@ -67,7 +68,7 @@ def write_test_raster(path: str|Path, # file to write
     path = Path(path)
     C, H, W = data.shape
     prof = dict(driver='GTiff', width=W, height=H, count=C, dtype=data.dtype, crs=crs, nodata=nodata,
-                transform=from_origin(origin[0], origin[1], res, res))
+                transform=from_origin(origin[0], origin[1], res, res), photometric='MINISBLACK')
     if H >= 16 and W >= 16: prof.update(tiled=True, blockxsize=256 if W >= 256 else 16, blockysize=256 if H >= 256 else 16)
     with rasterio.open(path, 'w', **prof) as ds: ds.write(data)
     return path
