@@ -14,10 +14,10 @@ import rasterio
 from rasterio.errors import RasterioError
 
 # %% auto #0
-__all__ = ['HISTORICAL_MODALITIES', 'NORM_TYPES', 'FlairHubDataError', 'MissingFileError', 'RasterReadError', 'BandCountError',
-           'GeometryMismatchError', 'LabelValueError', 'DateMismatchError', 'MissingDatesError', 'PatchGeo',
-           'read_patch_geo', 'read_patch', 'PatchName', 'parse_patch_name', 'patch_id_from_path', 'patch_path',
-           'normalize', 'dem_elevation', 'dem_channels']
+__all__ = ['FAST_READ_ENV', 'HISTORICAL_MODALITIES', 'NORM_TYPES', 'FlairHubDataError', 'MissingFileError', 'RasterReadError',
+           'BandCountError', 'GeometryMismatchError', 'LabelValueError', 'DateMismatchError', 'MissingDatesError',
+           'PatchGeo', 'read_patch_geo', 'read_patch', 'PatchName', 'parse_patch_name', 'patch_id_from_path',
+           'patch_path', 'normalize', 'dem_elevation', 'dem_channels']
 
 # %% ../../nbs/10_data.io.ipynb #b9bd65b7
 class FlairHubDataError(Exception):
@@ -81,6 +81,9 @@ def read_patch(path: str|Path, # GeoTIFF to read
     "Read a patch as a (C,H,W) array in its own dtype"
     return read_patch_geo(path, channels)[0]
 
+# %% ../../nbs/10_data.io.ipynb #1f77f0f7
+FAST_READ_ENV = dict(GDAL_DISABLE_READDIR_ON_OPEN='EMPTY_DIR', GDAL_PAM_ENABLED='NO', GTIFF_SRS_SOURCE='GEOKEYS')
+
 # %% ../../nbs/10_data.io.ipynb #18933867
 _NAME_RE = re.compile(r'^(?P<zone>[^_]+-[^_]+)_(?P<modality>.+)_(?P<roi>[^_]+)_(?P<rc>\d+-\d+)$')
 
@@ -123,7 +126,7 @@ def patch_path(root: str|Path, # dataset root holding the `<ZONE>_<MOD>` folders
     zone = f"{m['dom']}-{year}"
     return Path(root)/f"{zone}_{modality}"/m['roi']/f"{zone}_{modality}_{m['roi']}_{m['rc']}.tif"
 
-# %% ../../nbs/10_data.io.ipynb #b0b8972d
+# %% ../../nbs/10_data.io.ipynb #5891a6fd
 NORM_TYPES = ('custom', 'scaling', 'without')
 
 def normalize(img: np.ndarray, # (C,H,W) image
@@ -131,28 +134,30 @@ def normalize(img: np.ndarray, # (C,H,W) image
               means: Sequence[float]|None=None, # per-channel means (custom), in selected-channel order
               stds: Sequence[float]|None=None, # per-channel stds (custom)
               name: str='image', # what to name in error messages (modality key or file)
+              inplace: bool=False, # reuse `img` as the output when it is already float32
              ) -> np.ndarray:
     "Normalise a (C,H,W) image to float32 as the reference's `norm` does"
     if norm_type not in NORM_TYPES:
         raise ValueError(f"{name}: norm_type {norm_type!r} is not one of {NORM_TYPES}")
+    own = inplace and img.dtype == np.float32
     if norm_type == 'custom':
         means, stds = list(means or []), list(stds or [])
         C = img.shape[0]
         if len(means) != len(stds) or len(means) < C:
             raise ValueError(f"{name}: custom normalisation needs >= {C} means and stds of equal length, "
                              f"got {len(means)} means and {len(stds)} stds")
-        out = img.astype(np.float32, copy=True)
         m = np.asarray(means[:C], np.float32).reshape(C, 1, 1)
         s = np.asarray(stds[:C], np.float32).reshape(C, 1, 1)
-        out -= m; out /= s
+        out = np.subtract(img, m, out=img if own else None, dtype=np.float32)
+        out /= s
         return out
     if norm_type == 'scaling' and np.issubdtype(img.dtype, np.integer):
         info = np.iinfo(img.dtype)
         if info.min != 0: raise ValueError(f"{name}: 'scaling' supports unsigned integer images, got {img.dtype}")
-        return img.astype(np.float32) * np.float32(1.0/info.max)
-    return img.astype(np.float32, copy=False)
+        return np.multiply(img, np.float32(1.0/info.max), dtype=np.float32)
+    return img if own else img.astype(np.float32)
 
-# %% ../../nbs/10_data.io.ipynb #f6c34c11
+# %% ../../nbs/10_data.io.ipynb #3a46ee37
 def dem_elevation(dem: np.ndarray, # (2,H,W) [DSM, DTM]
                   calc_elevation: bool=True, # derive DSM - DTM
                   stack_dsm: bool=True, # keep DSM in front of DSM - DTM (only with calc_elevation)
@@ -161,8 +166,11 @@ def dem_elevation(dem: np.ndarray, # (2,H,W) [DSM, DTM]
     "DEM channels as the reference builds them: [DSM, DSM-DTM], [DSM-DTM] or [DSM, DTM]"
     if dem.shape[0] < 2: raise BandCountError(f"{name}: DEM needs 2 bands [DSM, DTM], got {dem.shape[0]}")
     if not calc_elevation: return dem[:2]
-    ndsm = (dem[0] - dem[1])[None]
-    return np.concatenate([dem[:1], ndsm]) if stack_dsm else ndsm
+    if not stack_dsm: return np.subtract(dem[0], dem[1])[None]
+    out = np.empty((2,) + dem.shape[1:], dem.dtype)
+    out[0] = dem[0]
+    np.subtract(dem[0], dem[1], out=out[1])
+    return out
 
 def dem_channels(calc_elevation: bool=True, stack_dsm: bool=True) -> int:
     "Number of DEM input channels the model sees"
