@@ -6,12 +6,20 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/data.sentinel.html.md"""
 
 # %% ../../nbs/11_data.sentinel.ipynb #77d622dc
 from __future__ import annotations
+
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
+
 import numpy as np
-from .io import (FlairHubDataError, MissingFileError, BandCountError, DateMismatchError,
-                                 MissingDatesError)
+
+from flairhub_nb.data.io import (
+    BandCountError,
+    DateMismatchError,
+    FlairHubDataError,
+    MissingDatesError,
+    MissingFileError,
+)
 
 # %% auto #0
 __all__ = ['TS_BANDS_PER_DATE', 'DATES_GPKG', 'DATES_KEY', 'EMPTY_FALLBACKS', 'AVERAGE_MODES', 'InvalidDateError',
