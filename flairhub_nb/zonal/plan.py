@@ -202,7 +202,7 @@ def plan_zone(paths: dict, # modality -> zone GeoTIFF path
     check_rasters(rasters, plan.ref_modality)
     return plan
 
-# %% ../../nbs/40_zonal.plan.ipynb #b632bf4f
+# %% ../../nbs/40_zonal.plan.ipynb #e7985d4c
 @patch
 def shard(self: TilingPlan, rank: int, world_size: int) -> tuple[int, int]:
     "Band range `[b0, b1)` of `rank` among `world_size` ranks (contiguous, as even as possible)"
@@ -213,12 +213,10 @@ def shard(self: TilingPlan, rank: int, world_size: int) -> tuple[int, int]:
 
 @patch
 def strips(self: TilingPlan, max_width_px: int|None=None) -> list[tuple[int, int]]:
-    "Tile-column ranges `[c0, c1)` of equal width, each at most `max_width_px` reference pixels (one when None)"
+    "Tile-column ranges `[c0, c1)`, each `max_width_px // stride` columns (the last may be narrower); one when None"
     if not max_width_px: return [(0, self.n_cols)]
     per = max(1, max_width_px // self.stride)
-    n = math.ceil(self.n_cols / per)
-    edges = [round(i * self.n_cols / n) for i in range(n + 1)]
-    return [(edges[i], edges[i+1]) for i in range(n)]
+    return [(c, min(c + per, self.n_cols)) for c in range(0, self.n_cols, per)]
 
 # %% ../../nbs/40_zonal.plan.ipynb #e9a49a4e
 @patch
