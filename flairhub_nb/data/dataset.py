@@ -265,13 +265,17 @@ class D4Augment:
 
     def __repr__(self): return f"D4Augment(p_hflip={self.p_hflip}, p_vflip={self.p_vflip}, p_rot90={self.p_rot90})"
 
-# %% ../../nbs/12_data.dataset.ipynb #835cfa57
+# %% ../../nbs/12_data.dataset.ipynb #c147ae0b
 _SPLIT_KEYS = {'train': 'train_csv', 'val': 'val_csv', 'valid': 'val_csv', 'test': 'test_csv', 'predict': 'test_csv'}
 
 def _find(rel, candidates):
     p = Path(rel)
     if p.is_absolute(): return p
     return next((c/p for c in candidates if (c/p).exists()), candidates[0]/p)
+
+def _pack(strings: list) -> np.ndarray:
+    "Strings as one UTF-8 bytes array: no per-item Python objects for forked workers to copy-on-refcount"
+    return np.array([s.encode() for s in strings], dtype=np.bytes_) if strings else np.array([], dtype='S1')
 
 def _load_cfg(cfg):
     if isinstance(cfg, dict): return cfg
@@ -282,7 +286,7 @@ def _load_cfg(cfg):
         import yaml
         return yaml.safe_load(Path(cfg).read_text())
 
-# %% ../../nbs/12_data.dataset.ipynb #9ab6adda
+# %% ../../nbs/12_data.dataset.ipynb #a536e08e
 class FlairHubDataset(Dataset):
     "FLAIR-HUB patches of one split, read as the reference reads them"
     def __init__(self, cfg: dict|str|Path, # training-style config (dict or YAML path)
@@ -292,11 +296,14 @@ class FlairHubDataset(Dataset):
                  split_gpkg: str|Path|None=None, # index from the official split GeoPackage instead of CSVs
                  split_column: str='split_1', # split scheme column of `split_gpkg`
                  data_root: str|Path|None=None, # layout root for `split_gpkg` (default: its folder's parent)
-                 empty_fallback: str='least_cloudy', # S2 series emptied by filtering: see `filter_dates`
+                 empty_fallback: str|None=None, # S2 series emptied by filtering (see `filter_dates`); None: config key `filter_sentinel2_empty_fallback`, else 'least_cloudy'
                  check_geometry: bool=True, # check that the files of a patch share CRS and overlap
                 ):
         self.cfg = _load_cfg(cfg)
         self.st = DataSettings.from_config(self.cfg)
+        if empty_fallback is None:
+            pre = (self.cfg.get('modalities') or {}).get('pre_processings') or {}
+            empty_fallback = pre.get('filter_sentinel2_empty_fallback') or 'least_cloudy'
         if empty_fallback not in EMPTY_FALLBACKS: raise ValueError(f"empty_fallback {empty_fallback!r} not in {EMPTY_FALLBACKS}")
         self.empty_fallback, self.check_geometry = empty_fallback, check_geometry
         base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
@@ -324,19 +331,28 @@ class FlairHubDataset(Dataset):
             if not mtd: raise KeyError("paths.global_mtd_folder is not set but time series are enabled")
             mtd = _find(mtd, cands)
             for m in ts_mods:
-                self.date_ids[m] = [patch_id_from_path(p) for p in self.index[m]]
-                self.dates[m] = SentinelDates.from_gpkg(mtd/DATES_GPKG[m], set(self.date_ids[m]))
+                ids_m = [patch_id_from_path(p) for p in self.index[m]]
+                self.dates[m] = SentinelDates.from_gpkg(mtd/DATES_GPKG[m], set(ids_m))
+                self.date_ids[m] = _pack(ids_m)
+        self.index = {k: _pack(v) for k, v in self.index.items()}
         if augment is None: augment = self.st.use_augmentation and self.split == 'train'
         self.augment = D4Augment() if augment is True else (augment or None)
 
     def __len__(self) -> int: return len(self.index['patch_id'])
 
-# %% ../../nbs/12_data.dataset.ipynb #22ae5d95
+    def paths(self, i: int) -> dict:
+        "Absolute file path of each index column (modalities, S2 mask, labels) and the `patch_id` of patch `i`"
+        return {k: v[i].decode() for k, v in self.index.items()}
+
+    @property
+    def patch_ids(self) -> list: return [p.decode() for p in self.index['patch_id']]
+
+# %% ../../nbs/12_data.dataset.ipynb #f0433734
 _GDAL_ENV = FAST_READ_ENV
 
 @torch.no_grad()
 def _getitem(self: FlairHubDataset, i: int) -> dict:
-    st, row = self.st, {k: v[i] for k, v in self.index.items()}
+    st, row = self.st, self.paths(i)
     sample, geos = {'patch_id': row['patch_id']}, {}
     with rasterio.Env(**_GDAL_ENV):
         for t in st.tasks: sample[f'ID_{t}'] = row[t]
@@ -346,7 +362,7 @@ def _getitem(self: FlairHubDataset, i: int) -> dict:
                 sample[m] = torch.from_numpy(arr)
             else:
                 mask = row[S2_MASK] if (m == 'SENTINEL2_TS' and st.filter_s2) else None
-                dates = self.dates[m][self.date_ids[m][i]]
+                dates = self.dates[m][self.date_ids[m][i].decode()]
                 ts, offs, gs = read_series(row[m], m, dates, st, mask, self.dates[m].source, self.empty_fallback)
                 sample[m], sample[DATES_KEY[m]] = torch.from_numpy(ts), torch.from_numpy(offs)
                 geos.update(gs)
@@ -377,7 +393,7 @@ def pad_collate(samples: Sequence[dict], # sample dicts from `FlairHubDataset`
         else: batch[key] = vals
     return batch
 
-# %% ../../nbs/12_data.dataset.ipynb #5ab2881d
+# %% ../../nbs/12_data.dataset.ipynb #18a8cdc1
 def get_input_img_sizes(dataset: FlairHubDataset, # the dataset whose first patch is inspected
                        ) -> dict:
     "Height in pixels of each enabled modality, from the first patch"
@@ -385,7 +401,7 @@ def get_input_img_sizes(dataset: FlairHubDataset, # the dataset whose first patc
     out = {}
     with rasterio.Env(**_GDAL_ENV):
         for m in dataset.st.modalities:
-            path = dataset.index[m][0]
+            path = dataset.paths(0)[m]
             try:
                 with rasterio.open(path) as src: out[m] = int(src.height)
             except rasterio.errors.RasterioError as e:
@@ -393,10 +409,10 @@ def get_input_img_sizes(dataset: FlairHubDataset, # the dataset whose first patc
                 raise FlairHubDataError(f"{path}: cannot read GeoTIFF header ({e})") from e
     return out
 
-# %% ../../nbs/12_data.dataset.ipynb #c60f791a
+# %% ../../nbs/12_data.dataset.ipynb #62dbd22e
 def _repr_markdown_(self: FlairHubDataset) -> str:
     st = self.st
-    zones = pd.Series([p.split('_')[0] for p in self.index['patch_id']]).value_counts()
+    zones = pd.Series([p.split('_')[0] for p in self.patch_ids]).value_counts()
     rows = []
     for m in st.modalities:
         ch = st.channels.get(m)
