@@ -124,7 +124,7 @@ class DataSettings:
         if 'SENTINEL2_TS' in self.modalities and self.filter_s2: cols.append(S2_MASK)
         return cols + list(self.tasks)
 
-# %% ../../nbs/12_data.dataset.ipynb #b1614e8f
+# %% ../../nbs/12_data.dataset.ipynb #4cc65477
 def _resolve_column(values: list, candidates: list) -> list:
     first = next((v for v in values if isinstance(v, str) and v), None)
     if first is None or Path(first).is_absolute(): return [str(v) for v in values]
@@ -140,6 +140,9 @@ def read_split_csv(csv_path: str|Path, # split CSV in the reference's format
     df = pd.read_csv(csv_path)
     missing = [c for c in columns if c not in df.columns]
     if missing: raise KeyError(f"{csv_path}: missing column(s) {missing}; has {list(df.columns)}")
+    for c in columns:
+        empty = df.index[df[c].isna() | (df[c].astype(str).str.strip() == '')].tolist()
+        if empty: raise ValueError(f"{csv_path}: column {c!r} has no path in data row(s) {empty[:5]}")
     cands = [csv_path.parent.resolve(), Path.cwd()]
     out = {c: _resolve_column(df[c].tolist(), cands) for c in columns}
     if 'patch_id' in df.columns: out['patch_id'] = [str(p) for p in df['patch_id']]
