@@ -350,11 +350,12 @@ class FlairHubDataset(Dataset):
     @property
     def patch_ids(self) -> list: return [p.decode() for p in self.index['patch_id']]
 
-# %% ../../nbs/12_data.dataset.ipynb #f0433734
+# %% ../../nbs/12_data.dataset.ipynb #a852e430
 _GDAL_ENV = FAST_READ_ENV
 
 @torch.no_grad()
 def _getitem(self: FlairHubDataset, i: int) -> dict:
+    "Read patch `i` as the sample dict (modalities, `*_DATES`, int64 label maps, `patch_id`, `ID_<TASK>`)"
     st, row = self.st, self.paths(i)
     sample, geos = {'patch_id': row['patch_id']}, {}
     with rasterio.Env(**_GDAL_ENV):
