@@ -61,7 +61,7 @@ def cp_csv_and_conf_to_output(cfg: dict, # full config
     (dest/'config.yaml').write_text(yaml.safe_dump(cfg, sort_keys=False)); done.append(dest/'config.yaml')
     return done
 
-# %% ../../nbs/34_train.cli.ipynb #7ec8fa89
+# %% ../../nbs/34_train.cli.ipynb #828cb944
 def load_initial_weights(module: FlairHubModule, # module whose `.model` receives the weights
                          cfg: dict, # full config (`paths.ckpt_model_path`)
                          why: str, # what needs them, for the error message
@@ -71,7 +71,7 @@ def load_initial_weights(module: FlairHubModule, # module whose `.model` receive
     if not path: raise KeyError(f"{why} needs paths.ckpt_model_path, which is not set")
     if not Path(path).exists(): raise FileNotFoundError(f"paths.ckpt_model_path {path}: file not found ({why})")
     from flairhub_nb.models.checkpoint import load_checkpoint
-    return load_checkpoint(path, module.model)
+    return load_checkpoint(module.model, path)
 
 # %% ../../nbs/34_train.cli.ipynb #b6ccaab7
 def _load(cfg) -> dict:

@@ -86,7 +86,7 @@ def on_predict_epoch_end(self: PredictionWriter, trainer, pl_module):
         if trainer.is_global_zero and cm.sum() > 0:
             self.reports[t] = save_metrics(cm, self.cfg, t, self.metrics_dir/t, mode='predict')
 
-# %% ../../nbs/32_train.writer.ipynb #ca9b55b6
+# %% ../../nbs/32_train.writer.ipynb #055c01db
 def score_predictions(cfg: dict, # full config
                       task: str, # task key
                       pred_dir: Path|str, # `predictions_<name>` folder (holding `<TASK>/PRED_*.tif`)
@@ -111,8 +111,8 @@ def metrics_only(cfg: dict, # full config
     "Re-score the written predictions of every task listed in the test CSV; returns {task: metrics report}"
     from flairhub_nb.data.dataset import FlairHubDataset
     name, out = cfg['paths'].get('out_model_name', 'model'), {}
-    index = FlairHubDataset(cfg, 'test').index
+    ds = FlairHubDataset(cfg, 'test')
     for t in cfg['labels']:
-        cm = score_predictions(cfg, t, Path(results_dir)/f'predictions_{name}', index[t])
+        cm = score_predictions(cfg, t, Path(results_dir)/f'predictions_{name}', [ds.paths(i)[t] for i in range(len(ds))])
         out[t] = save_metrics(cm, cfg, t, Path(results_dir)/f'metrics_{name}'/t, mode='metrics_only')
     return out
