@@ -55,7 +55,7 @@ def read_state_dict(path: str|Path, # .safetensors, .ckpt, .pth, or no extension
         raise CheckpointFormatError(f"{path}: expected a state dict (str -> tensor) or a dict with a 'state_dict' entry; got {type(obj).__name__}")
     return dict(obj)
 
-# %% ../../nbs/23_models.checkpoint.ipynb #c033bc1e
+# %% ../../nbs/23_models.checkpoint.ipynb #47602d78
 def match_prefixes(sd: dict[str, torch.Tensor], # checkpoint tensors
                    target_keys: list[str], # the model's state-dict keys
                   ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -64,7 +64,7 @@ def match_prefixes(sd: dict[str, torch.Tensor], # checkpoint tensors
     has_crit = any(k.startswith('criterion.') for k in target_keys)
     out, dropped = {}, []
     for k, v in sd.items():
-        name = k[len('module.'):] if k.startswith('module.') else k
+        name = k.removeprefix('module.')
         if name.startswith('criterion.'):
             if has_crit: out[name] = v
             else: dropped.append(k)
@@ -84,7 +84,7 @@ def interpolate_bias_table(table: torch.Tensor, # ((2W-1)^2, heads) relative-pos
     grid = table.float().T.reshape(1, table.shape[1], s, s)
     return F.interpolate(grid, size=(ns, ns), mode='bicubic', align_corners=False).reshape(table.shape[1], rows).T.to(table.dtype)
 
-# %% ../../nbs/23_models.checkpoint.ipynb #78c0d04f
+# %% ../../nbs/23_models.checkpoint.ipynb #ced9194d
 HEAD_PATTERN = re.compile(r'^(model\.)?((main|aux)_decoders\.[^.]+\.(seg_model\.segmentation_head\.0\.)?(weight|bias)'
                           r'|encoders\.SENTINEL[^.]*_TS\.out_conv\..*)$')
 
@@ -96,7 +96,7 @@ def reinit_tensor(name: str, t: torch.Tensor) -> None:
     "Fresh initialisation of one head tensor, in place"
     with torch.no_grad():
         if name.endswith('running_var'): t.fill_(1)
-        elif name.endswith(('running_mean', 'num_batches_tracked')) or name.endswith('bias'): t.zero_()
+        elif name.endswith(('running_mean', 'num_batches_tracked', 'bias')): t.zero_()
         elif t.ndim >= 2: nn.init.xavier_uniform_(t)
         else: t.fill_(1)  # norm weights
 
@@ -121,7 +121,7 @@ class LoadReport:
 def _listing(title: str, keys: list[str], n: int=20) -> str:
     return f"{title} ({len(keys)}): {keys[:n]}{' ...' if len(keys) > n else ''}" if keys else ''
 
-# %% ../../nbs/23_models.checkpoint.ipynb #d04114e6
+# %% ../../nbs/23_models.checkpoint.ipynb #049ef595
 def plan_load(sd: dict[str, torch.Tensor], # checkpoint tensors, already renamed by `match_prefixes`
               target: dict[str, torch.Tensor], # model.state_dict()
               reinit_heads: bool=False, # re-initialise class heads whose shape differs
@@ -132,8 +132,7 @@ def plan_load(sd: dict[str, torch.Tensor], # checkpoint tensors, already renamed
     out = {}
     for k, v in sd.items():
         if k not in target:
-            if reinit_heads and is_head_key(k): report.dropped.append(k)
-            elif k.endswith(('relative_position_index', 'attn_mask')): report.dropped.append(k)
+            if (reinit_heads and is_head_key(k)) or k.endswith(('relative_position_index', 'attn_mask')): report.dropped.append(k)
             else: report.unexpected.append(k)
             continue
         t = target[k]

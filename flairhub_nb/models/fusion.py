@@ -69,7 +69,7 @@ class FusionHandler(nn.Module):
                ) -> list[torch.Tensor]:
         return [conv(torch.cat(maps, 1)) for conv, maps in zip(self.conv_f, stages)]
 
-# %% ../../nbs/22_models.fusion.ipynb #13f8f305
+# %% ../../nbs/22_models.fusion.ipynb #3f33bcc5
 class FlairHubModel(nn.Module):
     "FLAIR-HUB multimodal segmentation model (encoders, fusion, per-task decoders, auxiliary heads)"
     def __init__(self, cfg: dict, # training config (reference schema)
@@ -86,7 +86,7 @@ class FlairHubModel(nn.Module):
         self.task_nclasses = sum(self.tasks.values())
         sizes = {**DEFAULT_IMG_SIZES, **(img_input_sizes or {})}
         mcfg, modcfg = cfg.get('models', {}), cfg['modalities']
-        self.encoder_name, decoder = split_arch(mcfg.get('monotemp_model', {}).get('arch', 'swin_base_patch4_window12_384-upernet'))
+        self.encoder_name, _ = split_arch(mcfg.get('monotemp_model', {}).get('arch', 'swin_base_patch4_window12_384-upernet'))
         init_mode = mcfg.get('monotemp_model', {}).get('new_channels_init_mode', 'copy_first')
         self.encoders = nn.ModuleDict()
         for m in self.mono:

@@ -29,7 +29,7 @@ def split_arch(arch: str, # `"<encoder>-<decoder>"`, e.g. 'swin_base_patch4_wind
     if decoder.lower() not in DECODERS: raise ValueError(f"models.monotemp_model.arch {arch!r}: decoder {decoder!r} is not supported; expected one of {DECODERS}")
     return encoder, decoder.lower()
 
-# %% ../../nbs/20_models.monotemp.ipynb #44abb532
+# %% ../../nbs/20_models.monotemp.ipynb #675f0704
 def smp_encoder_names() -> set[str]:
     "Names of the encoders that segmentation-models-pytorch builds natively"
     from segmentation_models_pytorch.encoders import encoders
@@ -48,14 +48,14 @@ def resolve_encoder(name: str, # encoder part of the arch string (smp name, timm
                     img_size: int|None=None, # input size of the modality (Swin clips its windows to it)
                    ) -> dict:
     "How the reference builds encoder `name`: {'kind': 'smp'|'timm', 'name', 'img_size'}"
-    if not name.startswith('tu-') and name in smp_encoder_names(): return dict(kind='smp', name=name, img_size=None)
-    tname = name[3:] if name.startswith('tu-') else name
+    if not name.startswith('tu-') and name in smp_encoder_names(): return {'kind': 'smp', 'name': name, 'img_size': None}
+    tname = name.removeprefix('tu-')
     if not timm.is_model(tname):
         raise KeyError(f"encoder {name!r} is neither an smp encoder nor a timm model (timm.list_models() lists the latter)")
     use = img_size is not None and timm_accepts_img_size(tname, img_size)
-    return dict(kind='timm', name=tname, img_size=img_size if use else None)
+    return {'kind': 'timm', 'name': tname, 'img_size': img_size if use else None}
 
-# %% ../../nbs/20_models.monotemp.ipynb #c4b6d599
+# %% ../../nbs/20_models.monotemp.ipynb #88b91aa9
 class TimmFeatureEncoder(nn.Module):
     "A timm `features_only` model with smp's output convention: [input, (0-channel 1/2 map), stage maps...]"
     def __init__(self, name: str, # timm model name
@@ -64,7 +64,7 @@ class TimmFeatureEncoder(nn.Module):
                  pretrained: bool=False, # download timm's pretrained weights (network!)
                 ):
         super().__init__()
-        kw = dict(features_only=True, pretrained=pretrained, in_chans=in_channels)
+        kw = {'features_only': True, 'pretrained': pretrained, 'in_chans': in_channels}
         if img_size is not None: kw['img_size'] = img_size
         self.model = timm.create_model(name, **kw)
         red = list(self.model.feature_info.reduction())
