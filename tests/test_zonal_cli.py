@@ -1,0 +1,152 @@
+"""End-to-end runs of `flairhub_zonal` (as `python -m flairhub_nb.zonal.cli`): the reference zonal config pointed at a
+small synthetic zone, bad inputs, a crash (SIGKILL) and resume, and two ranks writing one zone."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+import rasterio
+import torch
+import yaml
+from rio_cogeo.cogeo import cog_validate
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+from flairhub_nb.models.fusion import FlairHubModel
+from flairhub_nb.models.checkpoint import save_checkpoint
+from flairhub_nb.zonal.read import make_test_zone, zonal_config
+from flairhub_nb.zonal.plan import write_test_raster
+from flairhub_nb.zonal.cli import check_zonal_config, model_config
+
+TASK = 'AERIAL_LABEL-COSIA'
+
+
+def _cli(cfg: dict, folder: Path, name: str = 'cfg', env: dict | None = None, wait: bool = True):
+    p = folder / f'{name}.yaml'
+    p.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, '-m', 'flairhub_nb.zonal.cli', '--config', str(p)]
+    e = {**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})}
+    if not wait: return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600)
+
+
+def _weights(cfg: dict, folder: Path, sizes: dict) -> str:
+    torch.manual_seed(0)
+    (folder / 'dummy').write_bytes(b'x')
+    mc = model_config(check_zonal_config({**cfg, 'model_weights': str(folder / 'dummy')}))
+    return str(save_checkpoint(FlairHubModel(mc, sizes), folder / f"w_{'_'.join(sizes)}.safetensors"))
+
+
+@pytest.fixture(scope='module')
+def zone(tmp_path_factory):
+    d = tmp_path_factory.mktemp('zone')
+    paths = make_test_zone(d / 'inputs', width_m=40.0, height_m=200.0)
+    cfg = zonal_config(paths, ('AERIAL_RGBI',), img_pixels_detection=128, margin=16, output_px_meters=0.2,
+                       batch_size=1, num_worker=0, use_gpu=False, monotemp_arch='test_convnext-upernet',
+                       output_path=str(d / 'out'), output_name='toy')
+    cfg['model_weights'] = _weights(cfg, d, {'AERIAL_RGBI': 128})
+    return d, paths, cfg
+
+
+def test_reference_config_end_to_end(zone):
+    d, paths, cfg = zone
+    r = _cli(cfg, d)
+    assert r.returncode == 0, r.stderr
+    f = d / 'out' / f'toy_{TASK}_argmax.tif'
+    assert cog_validate(str(f), quiet=True)[0]
+    with rasterio.open(f) as ds, rasterio.open(paths['AERIAL_RGBI']) as src:
+        assert (ds.crs, ds.transform, ds.width, ds.height) == (src.crs, src.transform, src.width, src.height)
+        assert ds.read(1).max() < 19
+    assert not (d / 'out' / '.toy.parts').exists()
+
+
+def test_class_prob_and_coarser_output(zone):
+    d, paths, cfg = zone
+    r = _cli({**cfg, 'output_type': 'class_prob', 'output_px_meters': 0.5, 'output_name': 'prob'}, d, 'prob')
+    assert r.returncode == 0, r.stderr
+    f = d / 'out' / f'prob_{TASK}_class-prob.tif'
+    assert cog_validate(str(f), quiet=True)[0]
+    with rasterio.open(f) as ds:
+        assert (ds.count, ds.width, ds.height, ds.res) == (19, 80, 400, (0.5, 0.5))
+        s = ds.read().astype(int).sum(0)
+        assert abs(s.mean() - 255) < 10  # probabilities sum to ~1 (rounding per class)
+
+
+@pytest.mark.parametrize('case', ['missing', 'crs', 'cover', 'channels', 'weights', 'dates'])
+def test_bad_inputs_exit_1(zone, case):
+    d, paths, cfg = zone
+    c = json.loads(json.dumps(cfg))
+    if case == 'missing':
+        c['modalities']['AERIAL_RGBI']['input_img_path'] = str(d / 'nope.tif'); msg = 'AERIAL_RGBI: input_img_path'
+    elif case == 'crs':
+        p = write_test_raster(d / 'spot_utm.tif', np.ones((4, 130, 30), np.uint16), 1.6, crs='EPSG:32631')
+        c = zonal_config({**paths, 'SPOT_RGBI': p}, ('AERIAL_RGBI', 'SPOT_RGBI'), base=c); msg = 'has CRS'
+    elif case == 'cover':
+        p = write_test_raster(d / 'spot_small.tif', np.ones((4, 60, 25), np.uint16), 1.6, origin=(651000.0, 6861000.0))
+        c = zonal_config({**paths, 'SPOT_RGBI': p}, ('AERIAL_RGBI', 'SPOT_RGBI'), base=c); msg = 'do not cover the zone'
+    elif case == 'channels':
+        c['modalities']['AERIAL_RGBI']['channels'] = [5, 1, 2]; msg = 'BandCountError'
+    elif case == 'weights':
+        c['model_weights'] = str(d / 'nope.safetensors'); msg = 'model_weights'
+    else:
+        (d / 'bad_dates.txt').write_text('20210101\n2021-02-02\n')
+        c = zonal_config(paths, ('AERIAL_RGBI', 'SENTINEL2_TS'), base=c)
+        c['modalities']['SENTINEL2_TS']['dates_txt'] = str(d / 'bad_dates.txt'); msg = 'bad_dates.txt:2'
+    c['output_name'] = f'bad_{case}'
+    r = _cli(c, d, f'bad_{case}')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('flairhub_zonal: error:') and msg in last, r.stderr
+    assert not list((d / 'out').glob(f'bad_{case}_*.tif'))
+
+
+def test_kill_and_resume(zone):
+    d, paths, cfg = zone
+    ref = _cli({**cfg, 'output_name': 'whole'}, d, 'whole')
+    assert ref.returncode == 0, ref.stderr
+    c = {**cfg, 'output_name': 'killed'}
+    prog = d / 'out' / '.killed.parts' / 'progress_rank0.json'
+    proc = _cli(c, d, 'killed', wait=False)
+    t0, done = time.time(), []
+    while time.time() - t0 < 300 and proc.poll() is None:
+        if prog.exists():
+            try: done = json.loads(prog.read_text())['done']
+            except (json.JSONDecodeError, KeyError): done = []
+            if len(done) >= 3: break
+        time.sleep(0.02)
+    assert proc.poll() is None, 'the run finished before it could be interrupted'
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    final = d / 'out' / f'killed_{TASK}_argmax.tif'
+    assert not final.exists()                       # nothing that looks complete
+    r = _cli(c, d, 'killed')
+    assert r.returncode == 0, r.stderr
+    with rasterio.open(final) as a, rasterio.open(d / 'out' / f'whole_{TASK}_argmax.tif') as b:
+        assert np.array_equal(a.read(1), b.read(1))
+
+
+def test_two_ranks_one_zone(zone):
+    d, paths, cfg = zone
+    single = _cli({**cfg, 'output_name': 'single'}, d, 'single')
+    assert single.returncode == 0, single.stderr
+    c = {**cfg, 'output_name': 'ranks'}
+    procs = [_cli(c, d, f'ranks{r}', env={'RANK': str(r), 'WORLD_SIZE': '2'}, wait=False) for r in (1, 0)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    with rasterio.open(d / 'out' / f'ranks_{TASK}_argmax.tif') as a, rasterio.open(d / 'out' / f'single_{TASK}_argmax.tif') as b:
+        assert np.array_equal(a.read(1), b.read(1))
+
+
+@pytest.mark.slow
+def test_multimodal_zone(tmp_path):
+    """Aerial + DEM + SPOT + Sentinel-2 (cloud filter, monthly average) through a tiny fusion model."""
+    paths = make_test_zone(tmp_path / 'inputs', width_m=60.0, height_m=60.0)
+    mods = ('AERIAL_RGBI', 'DEM_ELEV', 'SPOT_RGBI', 'SENTINEL2_TS')
+    cfg = zonal_config(paths, mods, img_pixels_detection=256, margin=32, output_px_meters=0.2, batch_size=2,
+                       num_worker=2, use_gpu=False, monotemp_arch='test_convnext-upernet',
+                       output_path=str(tmp_path / 'out'), output_name='mm')
+    cfg['modalities']['SENTINEL2_TS']['temporal_average'] = 'monthly'
+    cfg['modalities']['DEM_ELEV']['normalization'] = {'type': 'custom', 'means': [311.06, 311.06], 'stds': [537.55, 537.55]}
+    cfg['model_weights'] = _weights(cfg, tmp_path, {'AERIAL_RGBI': 256, 'DEM_ELEV': 256, 'SPOT_RGBI': 32, 'SENTINEL2_TS': 5})
+    r = _cli(cfg, tmp_path)
+    assert r.returncode == 0, r.stderr
+    with rasterio.open(tmp_path / 'out' / f'mm_{TASK}_argmax.tif') as ds:
+        assert (ds.width, ds.height) == (300, 300) and ds.read(1).max() < 19
