@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""Training data loading rate: flairhub_nb's FlairHubDataset + pad_collate vs a loader written the reference's way.
+
+Both read the same toy FLAIR-HUB set (generated once with flairhub_nb.data.toy, then reused) and build the full
+multimodal sample: all 7 modalities (aerial [4,1,2], PAN, DEM [DSM, DSM-DTM], SPOT [4,1,2], S2 filtered for clouds,
+S1 ASC/DESC) and both labels (COSIA, LPIS level 1), with their dates.
+
+The reference-style loader (`ReferenceStyleDataset`, below) follows BEHAVIOUR.md §2 and §9.3: every __getitem__
+reopens every GeoTIFF with default GDAL settings, normalises per channel in float64, ships labels as float32 one-hot
+(K,H,W), looks dates up through the label file name in dicts of datetimes/diff_days built at start-up from the date
+GeoPackages (geopandas + iterrows), filters S2 dates one by one, and collates with zero-padding of *_TS/*_DATES.
+
+  python benchmarks/bench_data.py                         # 250 x 512 px toy set in /tmp/flairhub_toy_bench
+  python benchmarks/bench_data.py --root DIR --n 64 --workers 0 2 --batch 4
+Prints samples/s per loader and worker count, and the speed-up.
+"""
+import argparse, datetime, json, os, time
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+import numpy as np
+import rasterio
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from flairhub_nb.data.toy import TOY_LABELS, TOY_MODALITIES, make_toy_dataset
+
+TS_BANDS = {'SENTINEL2_TS': 10, 'SENTINEL1-ASC_TS': 2, 'SENTINEL1-DESC_TS': 2}
+DATES_GPKG = {'SENTINEL2_TS': 'GLOBAL_SENTINEL2_MTD_DATES.gpkg', 'SENTINEL1-ASC_TS': 'GLOBAL_SENTINEL1-ASC_MTD_DATES.gpkg',
+              'SENTINEL1-DESC_TS': 'GLOBAL_SENTINEL1-DESC_MTD_DATES.gpkg'}
+DATES_KEY = {'SENTINEL2_TS': 'SENTINEL2_DATES', 'SENTINEL1-ASC_TS': 'SENTINEL1-ASC_DATES',
+             'SENTINEL1-DESC_TS': 'SENTINEL1-DESC_DATES'}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A loader written the reference's way (see the module docstring); our own code, from the behaviour report.
+def ref_prepare_dates(gpkg, patch_ids, ref_date='05-15'):
+    "patch_id -> {'dates': [datetime], 'diff_dates': np.array}, like the reference's start-up date preparation"
+    import geopandas as gpd
+    gdf = gpd.read_file(gpkg, engine='pyogrio', use_arrow=True)
+    gdf = gdf[gdf['patch_id'].isin(patch_ids)]
+    month, day = (int(v) for v in ref_date.split('-'))
+    out = {}
+    for _, row in gdf.iterrows():
+        dates, diffs = [], []
+        for v in json.loads(row['acquisition_dates']).values():
+            try: d = datetime.datetime.strptime(v, '%Y%m%d')
+            except ValueError: print('unparsable date', v); continue
+            dates.append(d); diffs.append((d - datetime.datetime(d.year, month, day)).days)
+        out[row['patch_id']] = {'dates': dates, 'diff_dates': np.array(diffs)}
+    return out
+
+
+def ref_norm(img, means, stds):
+    img = img.astype(np.float64)
+    for i in range(len(img)): img[i] = (img[i] - means[i]) / stds[i]
+    return img
+
+
+def ref_filter(ts, mask, max_cloud=1, max_snow=1, frac=0.05):
+    T, _, H, W = mask.shape
+    keep = []
+    for t in range(T):
+        clear = (mask[t, 1] <= max_cloud) & (mask[t, 0] <= max_snow)
+        if clear.sum() >= (1 - frac) * H * W: keep.append(t)
+    if not keep:
+        keep = [t for t in range(T) if (mask[t, 0] <= max_snow).sum() >= (1 - frac) * H * W]
+    return keep
+
+
+class ReferenceStyleDataset(Dataset):
+    def __init__(self, cfg, split_csv):
+        import pandas as pd
+        self.cfg = cfg
+        df = pd.read_csv(split_csv)
+        base = os.path.dirname(os.path.abspath(split_csv))
+        self.paths = {c: [os.path.normpath(os.path.join(base, p)) for p in df[c]] for c in df.columns if c != 'patch_id'}
+        mods = cfg['modalities']
+        self.inputs = [m for m in TOY_MODALITIES if mods['inputs'][m]]
+        self.norm = mods['normalization']
+        self.channels = mods['inputs_channels']
+        ids = [p for p in df['patch_id']]
+        mtd = cfg['paths']['global_mtd_folder']
+        self.dates = {m: ref_prepare_dates(mtd + DATES_GPKG[m], ids) for m in TS_BANDS if m in self.inputs}
+
+    def __len__(self): return len(self.paths['AERIAL_RGBI'])
+
+    def _date_key(self, label_path):
+        parts = os.path.basename(label_path).split('_')
+        return '_'.join([parts[0], parts[-2], parts[-1].split('.')[0]])
+
+    def __getitem__(self, i):
+        out = {}
+        key = self._date_key(self.paths['AERIAL_LABEL-COSIA'][i])
+        for m in self.inputs:
+            path = self.paths[m][i]
+            if m in TS_BANDS:
+                with rasterio.open(path) as src: arr = src.read()
+                ts = arr.reshape(-1, TS_BANDS[m], *arr.shape[1:])
+                ts = ts[:, [c - 1 for c in self.channels[m]]]
+                diff = self.dates[m][key]['diff_dates']
+                if m == 'SENTINEL2_TS':
+                    with rasterio.open(self.paths['SENTINEL2_MSK-SC'][i]) as src: msk = src.read()
+                    keep = ref_filter(ts, msk.reshape(-1, 2, *msk.shape[1:]))
+                    ts, diff = ts[keep], diff[keep]
+                out[m] = torch.as_tensor(ts, dtype=torch.float32)
+                out[DATES_KEY[m]] = torch.as_tensor(diff, dtype=torch.float32)
+                continue
+            with rasterio.open(path) as src:
+                img = src.read(self.channels[m]) if m in ('AERIAL_RGBI', 'SPOT_RGBI') else src.read()
+            if m == 'DEM_ELEV': img = np.stack([img[0], img[0] - img[1]])
+            img = ref_norm(img, self.norm[f'{m}_means'], self.norm[f'{m}_stds'])
+            out[m] = torch.as_tensor(img, dtype=torch.float32)
+        for t in TOY_LABELS:
+            with rasterio.open(self.paths[t][i]) as src: lab = src.read(1)
+            k = len(self.cfg['labels_configs'][t]['value_name'])
+            ohe = np.stack([lab == c for c in range(k)]).astype(np.float32)
+            out[t] = torch.as_tensor(ohe, dtype=torch.float32)
+            out[f'ID_{t}'] = self.paths[t][i]
+        return out
+
+
+def ref_pad_collate(batch):
+    out = {}
+    for key in batch[0]:
+        vals = [b[key] for b in batch]
+        if key.endswith('_TS') or key.endswith('_DATES'):
+            T = max(v.shape[0] for v in vals)
+            out[key] = torch.stack([torch.nn.functional.pad(v, [0, 0] * (v.ndim - 1) + [0, T - v.shape[0]]) for v in vals])
+        elif isinstance(vals[0], torch.Tensor): out[key] = torch.stack(vals)
+        else: out[key] = vals
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def rate(ds, collate, workers, batch, n, repeats):
+    "Samples/s over the first n samples (best of `repeats` passes; workers start inside the timing)"
+    idx = torch.utils.data.Subset(ds, range(min(n, len(ds))))
+    best = 0.0
+    for _ in range(repeats):
+        dl = DataLoader(idx, batch_size=batch, num_workers=workers, collate_fn=collate, shuffle=False,
+                        persistent_workers=False)
+        t0 = time.perf_counter(); k = 0
+        for b in dl: k += len(b['AERIAL_LABEL-COSIA'])
+        best = max(best, k / (time.perf_counter() - t0))
+    return best
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--root', default='/tmp/flairhub_toy_bench', help='toy set folder (generated if absent)')
+    p.add_argument('--patch-px', type=int, default=512)
+    p.add_argument('--n', type=int, default=60, help='samples per pass (from the train split)')
+    p.add_argument('--batch', type=int, default=4)
+    p.add_argument('--workers', type=int, nargs='+', default=[0, 2])
+    p.add_argument('--repeats', type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    toy = make_toy_dataset(a.root, patch_px=a.patch_px, progress=True)
+    print(f"toy set: {len(toy)} patches of {a.patch_px} px in {a.root} (ready in {time.perf_counter() - t0:.1f} s)")
+    from flairhub_nb.data.dataset import FlairHubDataset, pad_collate
+    cfg = toy.config(modalities=TOY_MODALITIES, tasks=TOY_LABELS)
+    t0 = time.perf_counter(); ours = FlairHubDataset(cfg, 'train'); t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter(); ref = ReferenceStyleDataset(cfg, cfg['paths']['train_csv']); t_ref = time.perf_counter() - t0
+    s_o, s_r = ours[0], ref[0]
+    for k in ('AERIAL_RGBI', 'DEM_ELEV', 'SPOT_RGBI', 'SENTINEL2_TS', 'SENTINEL2_DATES'):  # same data
+        assert torch.allclose(s_o[k], s_r[k], atol=1e-4), k
+    assert torch.equal(s_o['AERIAL_LABEL-COSIA'], s_r['AERIAL_LABEL-COSIA'].argmax(0))
+    mb = lambda s: sum(v.numel() * v.element_size() for v in s.values() if isinstance(v, torch.Tensor)) / 2**20
+    print(f"sample size: ours {mb(s_o):.1f} MiB, reference-style {mb(s_r):.1f} MiB; "
+          f"init: ours {t_ours:.2f} s, reference-style {t_ref:.2f} s")
+    print(f"\n| loader | workers | samples/s | speed-up |\n|---|---|---|---|")
+    for w in a.workers:
+        r_ref = rate(ref, ref_pad_collate, w, a.batch, a.n, a.repeats)
+        r_our = rate(ours, pad_collate, w, a.batch, a.n, a.repeats)
+        print(f"| reference-style | {w} | {r_ref:.1f} | 1.0x |")
+        print(f"| flairhub_nb | {w} | {r_our:.1f} | {r_our / r_ref:.1f}x |")
+    print(f"\n{os.cpu_count()} CPU cores, batch {a.batch}, {min(a.n, len(ours))} samples per pass, best of {a.repeats}")
+
+
+if __name__ == '__main__':
+    main()
