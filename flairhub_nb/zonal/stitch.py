@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .plan import TilingPlan, Tile
 
 # %% auto #0
-__all__ = ['blend_window', 'pass_tiles', 'band_ready_after', 'Stitcher', 'stitch_zone']
+__all__ = ['blend_window', 'pass_tiles', 'strip_extent', 'band_ready_after', 'Stitcher', 'stitch_zone']
 
 # %% ../../nbs/42_zonal.stitch.ipynb #90da65cb
 def blend_window(tile_px: int, # P
@@ -30,7 +30,7 @@ def blend_window(tile_px: int, # P
     w = np.maximum(w, floor)
     return np.outer(w, w).astype(np.float32)
 
-# %% ../../nbs/42_zonal.stitch.ipynb #397c5c54
+# %% ../../nbs/42_zonal.stitch.ipynb #6edd75ea
 def pass_tiles(plan: TilingPlan, # the zone's plan
                bands: tuple[int, int], # owned bands [b0, b1)
                cols: tuple[int, int], # owned tile columns [c0, c1)
@@ -39,14 +39,24 @@ def pass_tiles(plan: TilingPlan, # the zone's plan
     "Tiles to run for a pass, row-major"
     h = plan.halo(blend)
     rows = range(max(0, bands[0] - h), min(plan.n_rows, bands[1] + h))
-    cs = range(max(0, cols[0] - h), min(plan.n_cols, cols[1] + h))
-    return [plan.tile(r, c) for r in rows for c in cs]
+    return [plan.tile(r, c) for r in rows for c in range(*cols)]
+
+def strip_extent(plan: TilingPlan, # the zone's plan
+                 cols: tuple[int, int], # the strip's tile columns
+                 blend: bool=True,
+                ) -> tuple[int, int, int]:
+    "Output columns (x0, x1, x2): the strip owns [x0, x1) and hands [x1, x2) over to the next strip"
+    S, M = plan.stride, (plan.margin_px if blend else 0)
+    at = lambda ref: int(np.searchsorted(plan.out_ref_cols, ref))
+    x0 = 0 if cols[0] == 0 else at(cols[0]*S - M)
+    if cols[1] >= plan.n_cols: return x0, plan.out_width, plan.out_width
+    return x0, at(cols[1]*S - M), at(cols[1]*S + M)
 
 def band_ready_after(plan: TilingPlan, band: int, bands: tuple[int, int], blend: bool=True) -> int:
     "The tile row after which `band` receives no more contributions in a pass over `bands`"
     return min(band + plan.halo(blend), min(plan.n_rows, bands[1] + plan.halo(blend)) - 1)
 
-# %% ../../nbs/42_zonal.stitch.ipynb #d1d521bb
+# %% ../../nbs/42_zonal.stitch.ipynb #49e3bad1
 class Stitcher:
     "Blend (or crop) tile predictions into bands of output rows over one strip of columns"
     def __init__(self, plan: TilingPlan, # the zone's plan
@@ -55,11 +65,12 @@ class Stitcher:
                  cols: tuple[int, int]|None=None, # owned tile columns (all when None)
                  bands: tuple[int, int]|None=None, # owned bands (all when None)
                  floor: float=1e-3, # smallest blend weight
+                 sliver_in=None, # band -> (sum, weight, valid) handed over by the previous strip, or None
                 ):
         if mode not in ('blend', 'crop'): raise ValueError(f"stitch mode {mode!r}: expected 'blend' or 'crop'")
-        self.plan, self.K, self.mode = plan, channels, mode
+        self.plan, self.K, self.mode, self.sliver_in = plan, channels, mode, sliver_in
         self.cols, self.bands = cols or (0, plan.n_cols), bands or (0, plan.n_rows)
-        self.x0, self.x1 = plan.strip_cols(*self.cols)
+        self.x0, self.own_x1, self.x1 = strip_extent(plan, self.cols, mode == 'blend')
         self.y0, self.y1 = plan.band_rows(self.bands[0])[0], plan.band_rows(self.bands[1] - 1)[1]
         P, M = plan.tile_px, plan.margin_px
         self.lo, self.hi = (0, P) if mode == 'blend' else (M, P - M)
@@ -71,6 +82,13 @@ class Stitcher:
             y0, y1 = self.plan.band_rows(b)
             w = self.x1 - self.x0
             self.acc[b] = (torch.zeros(self.K, y1 - y0, w), torch.zeros(y1 - y0, w), torch.zeros(y1 - y0, w, dtype=torch.bool))
+            sl = self.sliver_in(b) if (self.sliver_in and self.cols[0] > 0) else None
+            if sl is not None:
+                n = sl[1].shape[-1]
+                for a, v in zip(self.acc[b], sl):
+                    v = torch.as_tensor(v).to(a.dtype)
+                    if a.dtype == torch.bool: a[..., :n] |= v
+                    else: a[..., :n] += v
         return self.acc[b]
 
 # %% ../../nbs/42_zonal.stitch.ipynb #ce89ab5e
@@ -108,15 +126,19 @@ def _add(self: Stitcher,
         vm[sl] |= ok[s0 - ya:s1 - ya]
 Stitcher.add = _add
 
-# %% ../../nbs/42_zonal.stitch.ipynb #29d13e6f
+# %% ../../nbs/42_zonal.stitch.ipynb #315d852e
 def _pop(self: Stitcher, b: int) -> dict:
-    "Blended values (K,h,w), valid (h,w), covered (h,w) and the band's output window of band `b`"
+    "Band `b`'s blended values (K,h,w), valid and covered (h,w), output window, and the sliver for the next strip"
     acc, ws, vm = self._buf(b)
     del self.acc[b]
     y0, y1 = self.plan.band_rows(b)
+    n = self.own_x1 - self.x0
+    sliver = (acc[..., n:].clone(), ws[..., n:].clone(), vm[..., n:].clone()) if self.x1 > self.own_x1 else None
+    acc, ws, vm = acc[..., :n], ws[..., :n], vm[..., :n]
     covered = ws > 0
     vals = acc / ws.clamp_min(1e-12)
-    return dict(band=b, rows=(y0, y1), cols=(self.x0, self.x1), values=vals, valid=vm & covered, covered=covered)
+    return dict(band=b, rows=(y0, y1), cols=(self.x0, self.own_x1), values=vals, valid=vm & covered, covered=covered,
+                sliver=sliver)
 Stitcher.pop = _pop
 
 # %% ../../nbs/42_zonal.stitch.ipynb #2a4e13c4
@@ -125,7 +147,7 @@ def _out_band(self: TilingPlan, y: int) -> int:
     return int(self.out_ref_rows[y]) // self.stride
 TilingPlan.out_band = _out_band
 
-# %% ../../nbs/42_zonal.stitch.ipynb #8a43fd01
+# %% ../../nbs/42_zonal.stitch.ipynb #1e993d01
 def stitch_zone(plan: TilingPlan, # the zone's plan
                 predict, # tile -> (values (K,h,w), valid (P,P) or None)
                 channels: int, # K
@@ -136,12 +158,15 @@ def stitch_zone(plan: TilingPlan, # the zone's plan
     "Yield finished bands (the dicts of `Stitcher.pop`) for a whole zone or one shard, strip by strip"
     bands = bands or (0, plan.n_rows)
     if bands[0] >= bands[1]: return
+    slivers, prev = {}, {}
     for cols in plan.strips(max_strip_px):
-        st = Stitcher(plan, channels, mode, cols, bands)
+        prev, slivers = slivers, {}
+        st = Stitcher(plan, channels, mode, cols, bands, sliver_in=prev.get)
         nxt, blend = bands[0], mode == 'blend'
         tiles = pass_tiles(plan, bands, cols, blend)
         for i, t in enumerate(tiles):
             st.add(t, *predict(t))
             if i + 1 < len(tiles) and tiles[i + 1].row == t.row: continue
             while nxt < bands[1] and band_ready_after(plan, nxt, bands, blend) <= t.row:
-                yield st.pop(nxt); nxt += 1
+                out = st.pop(nxt); slivers[nxt] = out['sliver']; nxt += 1
+                yield out
