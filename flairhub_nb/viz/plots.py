@@ -141,9 +141,10 @@ def _title(key: str, sample: Mapping, t: int) -> str:
     if dk in sample and n: return f"{key}\n{t % n + 1}/{n}, day {float(as_numpy(sample[dk])[t % n]):+.0f}"
     return f"{key}\ndate {t % n + 1}/{n}" if n else key
 
-# %% ../../nbs/50_viz.plots.ipynb #44243704
+# %% ../../nbs/50_viz.plots.ipynb #6db2e469
 def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays or tensors (others ignored)
-                s2_date: int=0, # time step shown for the Sentinel series
+                s2_date: int=0, # time step shown for Sentinel-2
+                s1_date: int=0, # time step shown for the Sentinel-1 series
                 bands: Mapping[str, Sequence[int]]|None=None, # 1-based file bands held per modality (`inputs_channels`)
                 composite: str='rgb', # aerial/SPOT composite: 'rgb' or 'cir'
                 ncols: int=4, # panels per row
@@ -158,9 +159,10 @@ def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays o
     fig, axs = plt.subplots(nrows, min(n, ncols), figsize=(size*min(n, ncols) + (2.5 if tasks else 0), size*nrows), squeeze=False)
     axs = axs.ravel()
     for ax, k in zip(axs, mods):
-        img = render_modality(k, sample[k], s2_date, (bands or {}).get(k), composite)
+        t = s1_date if k in S1_KEYS else s2_date
+        img = render_modality(k, sample[k], t, (bands or {}).get(k), composite)
         ax.imshow(img, cmap='gray' if img.ndim == 2 else None, interpolation='nearest')
-        ax.set_title(_title(k, sample, s2_date), fontsize=9); ax.set_axis_off()
+        ax.set_title(_title(k, sample, t), fontsize=9); ax.set_axis_off()
     for ax, k in zip(axs[len(mods):], tasks): plot_label(sample[k], k, ax=ax)
     for ax in axs[n:]: ax.set_visible(False)
     if 'patch_id' in sample: fig.suptitle(str(sample['patch_id']))
