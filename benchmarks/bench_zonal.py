@@ -1,0 +1,130 @@
+"""Zonal inference throughput and memory: our pipeline vs the reference's way, on a 1 km² and a 25 km² zone.
+
+    python benchmarks/bench_zonal.py [--gsd 1.0] [--areas 1 25] [--ref-areas 1 25] [--out bench_zonal.json]
+
+Each (way, zone) runs in its own subprocess, so its peak RSS (`ru_maxrss`) is its own. Figures: output px/s, km²/h
+and peak RSS; the wall time covers the whole `predict_zone` call (model build + weights, reading, inference,
+stitching, part files, merge and COG conversion).
+
+* Zones: synthetic 4-band uint8 aerial rasters (EPSG:2154), square, `--gsd` metres per pixel. At the real 0.2 m a
+  25 km² zone is 625 Mpx, hours for the reference's way on a 2-core CPU, so the default is 1.0 m for both zones
+  (1 km² = 1000x1000 px, 25 km² = 5000x5000 px): same GSD, 25x the pixels.
+* Model: `test_convnext-upernet` (timm's 1.0 M-parameter test ConvNeXt + the project's UPerNet head, 19 COSIA
+  classes), random weights saved to .safetensors, CPU, `num_worker 0` for both ways.
+* Ours: blend stitching, 512 px tiles, 16 px margins, batch 2, strips of 960 px (memory bounded by the strip, not
+  the zone), bf16 autocast when the CPU has AVX512-BF16/AMX (also measured in fp32: `ours_fp32`).
+* The reference's way: its defaults on the same pipeline: crop-only, 2048 px tiles, 512 px margins, batch 1, fp32.
+"""
+import argparse, json, math, os, resource, subprocess, sys, tempfile, time
+from pathlib import Path
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+WAYS = {
+    'ours': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=True),
+    'ours_fp32': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=False),
+    'reference': dict(stitching='crop', img_pixels_detection=2048, margin=512, batch_size=1, max_strip_px=1024, cpu_bf16=False),
+}
+
+
+def cpu_has_bf16() -> bool:
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+def make_zone(path: Path, side_px: int, gsd: float, seed: int = 0) -> Path:
+    "A square 4-band aerial zone written block by block (the parent never holds it whole)"
+    import numpy as np, rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+    prof = dict(driver='GTiff', width=side_px, height=side_px, count=4, dtype='uint8', crs='EPSG:2154', tiled=True,
+                blockxsize=512, blockysize=512, compress='LZW', photometric='MINISBLACK',
+                transform=from_origin(650000.0, 6860000.0, gsd, gsd))
+    rng = np.random.default_rng(seed)
+    with rasterio.open(path, 'w', **prof) as ds:
+        for y in range(0, side_px, 1024):
+            h = min(1024, side_px - y)
+            yy, xx = np.mgrid[y:y + h, 0:side_px]
+            base = ((xx // 37 + yy // 53) % 7) * 30 + rng.integers(0, 20, (h, side_px))
+            ds.write(np.stack([base, base[::-1] // 2 + 40, (base + xx % 50), 255 - base]).astype(np.uint8),
+                     window=Window(0, y, side_px, h))
+    return path
+
+
+def worker(cfg_path: str) -> None:
+    import torch
+    from flairhub_nb.zonal.cli import predict_zone
+    from flairhub_nb.zonal.plan import plan_zone
+    cfg = json.loads(Path(cfg_path).read_text())
+    t0 = time.perf_counter()
+    predict_zone(cfg, progress=False)
+    wall = time.perf_counter() - t0
+    plan = plan_zone({'AERIAL_RGBI': cfg['modalities']['AERIAL_RGBI']['input_img_path']}, cfg['img_pixels_detection'],
+                     cfg['margin'], cfg['output_px_meters'])
+    print(json.dumps(dict(wall_s=wall, out_px=plan.out_width * plan.out_height, tiles=plan.n_tiles,
+                          tile_px=plan.tile_px, threads=torch.get_num_threads(),
+                          peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          children_peak_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--gsd', type=float, default=1.0, help='aerial pixel size of both zones (m); 0.2 is the real one')
+    ap.add_argument('--areas', type=float, nargs='+', default=[1.0, 25.0], help='zone areas in km²')
+    ap.add_argument('--ref-areas', type=float, nargs='*', default=None, help="zones the reference's way runs on (all)")
+    ap.add_argument('--ways', nargs='+', default=list(WAYS), choices=list(WAYS))
+    ap.add_argument('--out', default=None, help='also write the results as JSON here')
+    ap.add_argument('--worker', help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker: return worker(a.worker)
+    import torch
+    from flairhub_nb.models.fusion import FlairHubModel
+    from flairhub_nb.models.checkpoint import save_checkpoint
+    from flairhub_nb.zonal.cli import check_zonal_config, model_config
+    from flairhub_nb.zonal.read import zonal_config
+    tmp = Path(tempfile.mkdtemp(prefix='bench_zonal_'))
+    bf16 = cpu_has_bf16()
+    ref_areas = a.areas if a.ref_areas is None else a.ref_areas
+    zones = {}
+    for area in a.areas:
+        side = round(math.sqrt(area) * 1000 / a.gsd)
+        zones[area] = make_zone(tmp / f'zone_{area:g}km2.tif', side, a.gsd)
+    base = zonal_config({'AERIAL_RGBI': zones[a.areas[0]]}, ('AERIAL_RGBI',), monotemp_arch='test_convnext-upernet',
+                        output_px_meters=a.gsd, use_gpu=False, num_worker=0, output_path=str(tmp / 'out'))
+    (tmp / 'dummy').write_bytes(b'x')
+    torch.manual_seed(0)
+    mc = model_config(check_zonal_config({**base, 'model_weights': str(tmp / 'dummy')}))
+    base['model_weights'] = str(save_checkpoint(FlairHubModel(mc, {'AERIAL_RGBI': 512}), tmp / 'tiny.safetensors'))
+    results = []
+    print(f"CPU threads {torch.get_num_threads()}, bf16 autocast {'on' if bf16 else 'off (no AVX512-BF16/AMX)'}; "
+          f"GSD {a.gsd} m; model test_convnext-upernet; load average {os.getloadavg()[0]:.1f}", flush=True)
+    for area, path in zones.items():
+        for way in a.ways:
+            if way == 'reference' and area not in ref_areas: continue
+            cfg = json.loads(json.dumps(base))
+            cfg['modalities']['AERIAL_RGBI']['input_img_path'] = str(path)
+            cfg.update(WAYS[way], output_name=f'{way}_{area:g}')
+            if way == 'ours' and not bf16: cfg['cpu_bf16'] = False
+            cp = tmp / f'{way}_{area:g}.json'; cp.write_text(json.dumps(cfg))
+            r = subprocess.run([sys.executable, __file__, '--worker', str(cp)], capture_output=True, text=True)
+            if r.returncode: raise RuntimeError(f"{way} on {area:g} km² failed:\n{r.stderr[-3000:]}")
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            res.update(way=way, area_km2=area, gsd_m=a.gsd, px_per_s=res['out_px'] / res['wall_s'],
+                       km2_per_h=area / (res['wall_s'] / 3600), bf16=bool(cfg['cpu_bf16']), load=os.getloadavg()[0])
+            results.append(res)
+            print(f"{way:10s} {area:5g} km² {res['out_px']/1e6:7.2f} Mpx {res['tiles']:5d} tiles of {res['tile_px']:4d} px  "
+                  f"{res['wall_s']:8.1f} s  {res['px_per_s']/1e6:6.3f} Mpx/s  {res['km2_per_h']:8.2f} km²/h  "
+                  f"peak RSS {res['peak_rss_mb']:7.0f} MB  (load {res['load']:.1f})", flush=True)
+    by = {(r['way'], r['area_km2']): r for r in results}
+    for area in a.areas:
+        for way in ('ours', 'ours_fp32'):
+            if (way, area) in by and ('reference', area) in by:
+                print(f"{area:g} km²: {way} / reference throughput = {by[way, area]['px_per_s'] / by['reference', area]['px_per_s']:.2f}x")
+    for way in a.ways:
+        rss = [by[way, ar]['peak_rss_mb'] for ar in a.areas if (way, ar) in by]
+        if len(rss) > 1: print(f"{way}: peak RSS {min(rss):.0f}..{max(rss):.0f} MB, max/min - 1 = {max(rss)/min(rss)-1:+.1%}")
+    if a.out: Path(a.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == '__main__':
+    main()
