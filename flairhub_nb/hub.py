@@ -263,7 +263,7 @@ def _repr_markdown_(self: HubCatalog) -> str:
             f"({len(self.domains)} domain(s), {len(self.modalities)} modalit(y/ies))\n\n")
     return head + _md_table(self.summary())
 
-# %% ../nbs/60_hub.ipynb #267c4859
+# %% ../nbs/60_hub.ipynb #e25c7990
 ZIPS_SUBDIR = '_zips'
 
 @patch
@@ -279,24 +279,25 @@ def download(self: HubCatalog,
     out_dir = Path(out_dir); zips_dir = out_dir/ZIPS_SUBDIR
     total, done, report = self.total_size, 0, []
     bar = tqdm(total=total, unit='B', unit_scale=True, desc='FLAIR-HUB', disable=not progress)
-    for r in self.files.itertuples(index=False):
-        zpath, stem = zips_dir/r.path, Path(r.name).stem
-        bar.set_postfix_str(r.name)
-        if extract and extracted_marker(out_dir, stem).exists() and (out_dir/stem).exists(): fetched, unzipped = 'present', 'present'
-        else:
-            fetched = 'present' if zpath.exists() and zpath.stat().st_size == r.size else 'downloaded'
-            if fetched == 'downloaded':
-                got = self.source.fetch(r.path, zips_dir)
-                if got.stat().st_size != r.size:
-                    raise IOError(f"{got}: {got.stat().st_size} bytes downloaded, {r.size} expected from {self.source}")
-            unzipped = 'no'
-            if extract:
-                extract_zip(zpath, out_dir); unzipped = 'extracted'
-                if not keep_zips: zpath.unlink()
-        done += r.size; bar.update(r.size)
-        if on_progress: on_progress(done, total, r.name)
-        report.append(dict(name=r.name, zip=fetched, extraction=unzipped, folder=str(out_dir/stem) if extract else ''))
-    bar.close()
+    try:
+        for r in self.files.itertuples(index=False):
+            zpath, stem = zips_dir/r.path, Path(r.name).stem
+            bar.set_postfix_str(r.name)
+            if extract and extracted_marker(out_dir, stem).exists() and (out_dir/stem).exists(): fetched, unzipped = 'present', 'present'
+            else:
+                fetched = 'present' if zpath.exists() and zpath.stat().st_size == r.size else 'downloaded'
+                if fetched == 'downloaded':
+                    got = self.source.fetch(r.path, zips_dir)
+                    if got.stat().st_size != r.size:
+                        raise IOError(f"{got}: {got.stat().st_size} bytes downloaded, {r.size} expected from {self.source}")
+                unzipped = 'no'
+                if extract:
+                    extract_zip(zpath, out_dir); unzipped = 'extracted'
+                    if not keep_zips: zpath.unlink()
+            done += r.size; bar.update(r.size)
+            if on_progress: on_progress(done, total, r.name)
+            report.append(dict(name=r.name, zip=fetched, extraction=unzipped, folder=str(out_dir/stem) if extract else ''))
+    finally: bar.close()
     return pd.DataFrame(report, columns=['name', 'zip', 'extraction', 'folder'])
 
 # %% ../nbs/60_hub.ipynb #a8185135
@@ -396,5 +397,5 @@ def main(argv: list[str]|None=None, # command-line arguments; `sys.argv[1:]` whe
     except Exception as e:  # other Hub errors (unknown repository, authentication, ...)
         print(f"flairhub_download: error: {type(e).__name__}: {e}", file=sys.stderr); return 1
 
-# %% ../nbs/60_hub.ipynb #27e95c10
-if __name__ == '__main__': sys.exit(main())
+# %% ../nbs/60_hub.ipynb #dc18ab1a
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())
