@@ -34,12 +34,14 @@ def build_optimizer(params, # model parameters
     if name == 'sgd': return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     raise ValueError(f"hyperparams.optimizer is {name!r}; expected one of 'adamw', 'adam', 'sgd'")
 
-# %% ../../nbs/33_train.module.ipynb #144b2c4b
-def one_cycle(optimizer, hp: dict, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+# %% ../../nbs/33_train.module.ipynb #465fb3d2
+def one_cycle(optimizer, hp: dict, total_steps: int,
+              last_step: int=-1, # resume the schedule after this many steps (-1: start)
+             ) -> torch.optim.lr_scheduler.OneCycleLR:
     "The reference's OneCycleLR: warm-up fraction, div 1000, cosine annealing, no momentum cycling"
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(hp.get('learning_rate', 5e-5)),
         total_steps=max(int(total_steps), 2), pct_start=float(hp.get('warmup_fraction', 0.2)),
-        cycle_momentum=False, div_factor=1000)
+        cycle_momentum=False, div_factor=1000, last_epoch=last_step)
 
 def plateau(optimizer, hp: dict) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
     "The reference's ReduceLROnPlateau on val_loss: factor 0.5, cooldown 4, min_lr 1e-7"
@@ -147,7 +149,7 @@ def predict_step(self: FlairHubModule, batch: dict, batch_idx: int, dataloader_i
     logits, _ = self(batch)
     return {f'preds_{t}': logits[t].argmax(1).to(torch.uint8) for t in self.tasks}
 
-# %% ../../nbs/33_train.module.ipynb #4633abf8
+# %% ../../nbs/33_train.module.ipynb #2874d024
 @patch
 def configure_optimizers(self: FlairHubModule):
     hp = self.cfg['hyperparams']; opt = build_optimizer(self.parameters(), hp)
@@ -161,6 +163,16 @@ def configure_optimizers(self: FlairHubModule):
         self._ctp = WarmupThenPlateau(opt, hp, self.trainer.estimated_stepping_batches)
         if self._ctp_state is not None: self._ctp.load_state_dict(self._ctp_state)
     return opt
+
+@patch
+def on_train_start(self: FlairHubModule):
+    "When a resumed run has a different length (e.g. more epochs), re-plan OneCycleLR over it from the current step"
+    cfgs = self.trainer.lr_scheduler_configs
+    sch = cfgs[0].scheduler if cfgs else None
+    if isinstance(sch, torch.optim.lr_scheduler.OneCycleLR):
+        total = max(int(self.trainer.estimated_stepping_batches), 2)
+        if sch.total_steps != total and self.trainer.global_step < total:
+            cfgs[0].scheduler = one_cycle(sch.optimizer, self.cfg['hyperparams'], total, self.trainer.global_step - 1)
 
 @patch
 def on_train_batch_end(self: FlairHubModule, outputs, batch, batch_idx):
