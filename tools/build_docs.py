@@ -1,0 +1,332 @@
+#!/usr/bin/env python
+"""Offline documentation build for flairhub_nb (the `make docs` fallback when quarto is not installed).
+
+What it does (and why):
+
+1. Processes the notebooks the way `nbdev-proc-nbs` does (`nbdev.serve.proc_nbs` into `<root>/_proc/`): front
+   matter from the title cell, `#| hide` cells removed, exported code folded away and `show_doc` cells added *and
+   executed*, so every page has its API docs (signatures, docstrings, parameter tables). We call the library function
+   rather than the `nbdev-proc-nbs` command because the command first tries to install quarto with `sudo` (a password
+   prompt or a network download), which a fallback must never do.
+2. Executes notebooks to get their figures and tables. Notebooks are committed without outputs (`nbdev-clean`), so
+   the source notebook is run with nbclient, in `nbs/`, *without the cells flagged `slow`/`gpu`/`notest`* (exactly the
+   cells `nbdev-test` runs by default, so they are expected to finish in well under ~90 s each), with a per-cell
+   timeout. Their outputs are copied onto the matching cells of the processed notebook. `--execute GLOB` limits which
+   notebooks are run (default: all); `--no-execute` runs none. A notebook that fails or times out is rendered
+   without outputs, with a note at the top of its page saying so; the build still succeeds (the failure is printed,
+   and `--strict` turns it into a non-zero exit). Notebooks not executed still show prose and API docs.
+3. Renders every processed notebook to HTML with nbconvert's `HTMLExporter` (lab template, figures inlined as
+   PNG data), quarto cell options honoured (`echo: false`, `output: false`, `include: false`), quarto-only link
+   attributes removed, links to the published site made relative, and a sidebar linking every page. `index.ipynb`
+   becomes `index.html` (a generated page list when there is none). Output: `<root>/_docs/` (or `--out`).
+
+`--readme-only` renders the README notebook (`readme_nb`, `nbs/index.ipynb`) to `<root>/README.md` with
+nbconvert's `MarkdownExporter` after the same processing and execution, because `nbdev-readme` needs quarto.
+"""
+from __future__ import annotations
+import argparse, copy, fnmatch, html, json, os, re, shutil, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+_DIRECTIVE = re.compile(r'^\s*#\s*\|\s*(.*)$')
+
+
+def log(*a): print('[build_docs]', *a, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------- config
+def nbdev_cfg(root: Path):
+    "nbdev's config for the project at `root` (read with `root` as working directory)"
+    from nbdev.config import get_config
+    cwd = os.getcwd(); os.chdir(root)
+    try: return get_config()
+    finally: os.chdir(cwd)
+
+
+# ------------------------------------------------------------------------------------------------------- processing
+def process_notebooks(root: Path, file_glob: str = '', n_workers: int = 2) -> Path:
+    "Run nbdev's notebook processing (what `nbdev-proc-nbs` does, minus the quarto install) into `<root>/_proc`"
+    from nbdev.serve import proc_nbs
+    cfg = nbdev_cfg(root)
+    cwd = os.getcwd(); os.chdir(root)
+    try: cache = proc_nbs(path=str(cfg.nbs_path), n_workers=n_workers, force=True, file_glob=file_glob)
+    finally: os.chdir(cwd)
+    return Path(cache)
+
+
+# -------------------------------------------------------------------------------------------------------- execution
+def directives(source: str) -> list[str]:
+    "The `#| ...` directive lines at the top of a cell, without the `#|` prefix"
+    out = []
+    for line in source.splitlines():
+        m = _DIRECTIVE.match(line)
+        if m: out.append(m.group(1).strip())
+        elif line.strip(): break
+    return out
+
+
+def strip_directives(source: str) -> str:
+    lines = source.splitlines()
+    while lines and (_DIRECTIVE.match(lines[0]) or not lines[0].strip()): lines.pop(0)
+    return '\n'.join(lines).strip()
+
+
+def runnable(nb, skip_flags) -> nbformat.NotebookNode:
+    "A copy of `nb` without the cells nbdev-test skips (flagged cells, `eval: false`)"
+    nb = copy.deepcopy(nb)
+    keep = []
+    for c in nb.cells:
+        if c.cell_type == 'code':
+            ds = directives(c.source)
+            words = {w for d in ds for w in re.split(r'[\s:]+', d) if w}
+            if words & set(skip_flags) or any(re.match(r'eval\s*:\s*false', d) for d in ds): continue
+        keep.append(c)
+    nb.cells = keep
+    return nb
+
+
+def execute(nb_path: Path, skip_flags, timeout: int) -> tuple[nbformat.NotebookNode | None, str | None, float]:
+    "Execute the runnable cells of a source notebook in its folder; (executed nb, error message, seconds)"
+    from nbclient import NotebookClient
+    t0 = time.perf_counter()
+    nb = runnable(nbformat.read(nb_path, as_version=4), skip_flags)
+    env_backend = os.environ.pop('MPLBACKEND', None)  # let the kernel use its inline backend so figures are kept
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nb_path.parent)}}).execute()
+        return nb, None, time.perf_counter() - t0
+    except Exception as e:
+        msg = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        return None, msg, time.perf_counter() - t0
+    finally:
+        if env_backend is not None: os.environ['MPLBACKEND'] = env_backend
+
+
+def transfer_outputs(executed, processed) -> int:
+    "Copy outputs of executed source cells onto processed cells with the same code; returns the cells filled"
+    by_src: dict[str, list] = {}
+    for c in executed.cells:
+        if c.cell_type == 'code' and c.get('outputs'): by_src.setdefault(strip_directives(c.source), []).append(c)
+    n = 0
+    for c in processed.cells:
+        if c.cell_type != 'code' or c.get('outputs'): continue
+        hits = by_src.get(strip_directives(c.source))
+        if hits:
+            src = hits.pop(0); c.outputs = copy.deepcopy(src.outputs); c.execution_count = src.get('execution_count'); n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------------------------------------- render
+def front_matter(nb) -> dict:
+    "The YAML front matter nbdev puts in the first raw cell (title, description, output-file)"
+    import yaml
+    for c in nb.cells:
+        if c.cell_type == 'raw' and c.source.lstrip().startswith('---'):
+            body = c.source.strip().strip('-').strip()
+            try: return yaml.safe_load(body) or {}
+            except yaml.YAMLError: return {}
+    return {}
+
+
+_ATTR = re.compile(r'(\]\([^)]*\))\{[^}]*\}')  # quarto link attributes: [source](url){target="_blank" ...}
+
+
+def prepare(nb, site_url: str | None, note: str | None = None) -> nbformat.NotebookNode:
+    "Quarto-isms to plain notebook: front matter as a title cell, cell options as tags, relative links"
+    nb = copy.deepcopy(nb)
+    fm = front_matter(nb)
+    cells = []
+    head = f"# {fm.get('title', '')}\n\n" + (f"> {fm['description']}\n" if fm.get('description') else '')
+    if note: head += f"\n<div class='fh-note'>{html.escape(note)}</div>\n"
+    if fm.get('title'): cells.append(nbformat.v4.new_markdown_cell(head))
+
+    def fix(text: str) -> str:
+        text = _ATTR.sub(r'\1', text)
+        if site_url: text = text.replace(site_url.rstrip('/') + '/', '')
+        return text.replace('<!-- WARNING: THIS FILE WAS AUTOGENERATED! DO NOT EDIT! -->', '')
+
+    for c in nb.cells:
+        if c.cell_type == 'raw': continue
+        if c.cell_type == 'markdown':
+            c.source = fix(c.source)
+            if c.source.strip(): cells.append(c)
+            continue
+        opts = {}
+        for d in directives(c.source):
+            if ':' in d: k, v = d.split(':', 1); opts[k.strip()] = v.strip().lower()
+        if opts.get('include') == 'false': continue
+        tags = set(c.metadata.get('tags', []))
+        if opts.get('echo') == 'false': tags.add('remove_input')
+        if opts.get('output') == 'false': tags.add('remove_output')
+        c.metadata['tags'] = sorted(tags)
+        c.source = strip_directives(c.source)
+        for o in c.get('outputs', []):
+            for k in ('text/markdown', 'text/html'):
+                if k in o.get('data', {}):
+                    v = o['data'][k]; o['data'][k] = fix(''.join(v) if isinstance(v, list) else v)
+        if not c.source and not c.get('outputs'): continue
+        cells.append(c)
+    nb.cells = cells
+    return nb
+
+
+CSS = """
+body { margin: 0; }
+.fh-sidebar { position: fixed; top: 0; left: 0; bottom: 0; width: 250px; overflow-y: auto; padding: 16px 12px;
+  background: #f6f8fa; border-right: 1px solid #ddd; font: 14px/1.5 system-ui, sans-serif; box-sizing: border-box; }
+.fh-sidebar h2 { font-size: 18px; margin: 0 0 12px; } .fh-sidebar h2 a { color: #222; text-decoration: none; }
+.fh-sidebar ul { list-style: none; padding: 0; margin: 0; } .fh-sidebar li { margin: 2px 0; }
+.fh-sidebar a { color: #0b5cad; text-decoration: none; } .fh-sidebar a.fh-current { font-weight: bold; color: #222; }
+.fh-sidebar .fh-group { margin-top: 10px; font-size: 12px; text-transform: uppercase; color: #666; }
+.fh-main { margin-left: 260px; max-width: 1100px; padding: 0 16px; }
+.fh-note { background: #fff4e5; border: 1px solid #f0b429; padding: 6px 10px; font-size: 13px; border-radius: 4px; }
+.fh-pages dt { font-weight: bold; margin-top: 8px; } .fh-pages dd { margin-left: 16px; color: #444; }
+"""
+
+
+def sidebar(pages: list[dict], current: str, title: str) -> str:
+    items, group = [], None
+    for p in pages:
+        g = p['group']
+        if g != group:
+            items.append(f"<li class='fh-group'>{html.escape(g)}</li>"); group = g
+        cls = " class='fh-current'" if p['file'] == current else ''
+        items.append(f"<li><a href='{p['file']}'{cls}>{html.escape(p['title'])}</a></li>")
+    return (f"<nav class='fh-sidebar' id='fh-sidebar'><h2><a href='index.html'>{html.escape(title)}</a></h2>"
+            f"<ul>{''.join(items)}</ul></nav>")
+
+
+def wrap_page(body_html: str, nav: str, title: str) -> str:
+    "Insert the sidebar and our CSS into an nbconvert lab-template page"
+    out = body_html.replace('</head>', f"<style>{CSS}</style>\n</head>", 1)
+    out = re.sub(r'<title>.*?</title>', f'<title>{html.escape(title)}</title>', out, count=1, flags=re.S)
+    out = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav + "<div class='fh-main'>", out, count=1)
+    return out.replace('</body>', '</div></body>', 1)
+
+
+def group_of(name: str) -> str:
+    m = re.match(r'^(\d+)_([a-z]+)', name)
+    if not m: return 'Notebooks' if name != 'index.ipynb' else 'Home'
+    return {'0': 'Core', '1': 'Data', '2': 'Models', '3': 'Training', '4': 'Zonal inference', '5': 'Visualisation',
+            '6': 'Hub'}.get(m.group(1)[0], 'Modules')
+
+
+def render_site(proc: Path, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int, strict: bool) -> dict:
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+    site_url = f"{cfg.doc_host}{cfg.doc_baseurl}" if cfg.get('doc_host') else None
+    skip_flags = list(cfg.get('tst_flags', '') or []) if not isinstance(cfg.get('tst_flags'), str) else cfg.tst_flags.split()
+    proc_nbs = sorted(p for p in proc.rglob('*.ipynb') if not any(part.startswith(('.', '_')) for part in p.relative_to(proc).parts))
+    rel = {p: p.relative_to(proc) for p in proc_nbs}
+    todo = [p for p in proc_nbs if execute_globs and any(fnmatch.fnmatch(rel[p].name, g) for g in execute_globs)]
+    log(f"{len(proc_nbs)} notebooks; executing {len(todo)} (per-cell timeout {timeout} s, {workers} at a time)")
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        results = dict(zip(todo, ex.map(lambda p: execute(nbs/rel[p], skip_flags, timeout), todo)))
+    pages, report = [], {}
+    for p in proc_nbs:
+        nb = nbformat.read(p, as_version=4)
+        fm = front_matter(nb)
+        note = None
+        if p in results:
+            executed, err, secs = results[p]
+            if err: note = f"Outputs not shown: executing this notebook failed ({err})."; log(f"FAILED {rel[p]} after {secs:.0f} s: {err}")
+            else: n = transfer_outputs(executed, nb); log(f"executed {rel[p]} in {secs:.1f} s ({n} cells with outputs)")
+            report[str(rel[p])] = dict(executed=err is None, error=err, seconds=round(secs, 1))
+        else: report[str(rel[p])] = dict(executed=False, error=None, seconds=0)
+        fname = 'index.html' if rel[p].name == 'index.ipynb' else fm.get('output-file') or rel[p].with_suffix('.html').name
+        pages.append(dict(src=p, nb=prepare(nb, site_url, note), file=str(Path(fname)), title=fm.get('title') or rel[p].stem,
+                          description=fm.get('description', ''), group=group_of(rel[p].name)))
+    pages.sort(key=lambda d: (d['file'] != 'index.html', str(rel[d['src']])))
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove_output'}
+    exporter = HTMLExporter(config=c, template_name='lab')
+    exporter.register_preprocessor('nbconvert.preprocessors.TagRemovePreprocessor', enabled=True)
+    out.mkdir(parents=True, exist_ok=True)
+    title = cfg.get('title', 'Documentation')
+    if not any(p['file'] == 'index.html' for p in pages): pages.insert(0, dict(src=None, nb=None, file='index.html', title=title,
+                                                                                 description='', group='Home'))
+    for pg in pages:
+        if pg['nb'] is None: continue
+        body, _ = exporter.from_notebook_node(pg['nb'])
+        (out/pg['file']).parent.mkdir(parents=True, exist_ok=True)
+        (out/pg['file']).write_text(wrap_page(body, sidebar(pages, pg['file'], title), f"{pg['title']} – {title}"), encoding='utf-8')
+    if pages[0]['nb'] is None:  # no index notebook: a list of pages
+        dl = ''.join(f"<dt><a href='{p['file']}'>{html.escape(p['title'])}</a></dt><dd>{html.escape(p['description'])}</dd>"
+                     for p in pages[1:])
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head>"
+                f"<body>{sidebar(pages, 'index.html', title)}<div class='fh-main'><h1>{html.escape(title)}</h1>"
+                f"<dl class='fh-pages'>{dl}</dl></div></body></html>")
+        (out/'index.html').write_text(page, encoding='utf-8')
+    for f in proc.rglob('*'):  # images and other assets referenced by the notebooks
+        if f.is_file() and f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.css') and not f.name.startswith('.'):
+            dest = out/f.relative_to(proc); dest.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, dest)
+    (out/'build_report.json').write_text(json.dumps(report, indent=1))
+    failed = [k for k, v in report.items() if v['error']]
+    if failed and strict: raise SystemExit(f"build_docs: execution failed for {failed}")
+    return report
+
+
+# ----------------------------------------------------------------------------------------------------------- README
+def render_readme(root: Path, proc: Path, cfg, timeout: int) -> Path:
+    from nbconvert import MarkdownExporter
+    from traitlets.config import Config
+    name = cfg.get('readme_nb', 'index.ipynb')
+    src, pnb = Path(cfg.nbs_path)/name, proc/name
+    if not src.exists() or not pnb.exists(): raise SystemExit(f"build_docs: README notebook {src} not found")
+    nb = nbformat.read(pnb, as_version=4)
+    executed, err, _ = execute(src, list(cfg.get('tst_flags') or []), timeout)
+    if err: log(f"README notebook not executed ({err}); rendering without outputs")
+    else: transfer_outputs(executed, nb)
+    site_url = f"{cfg.doc_host}{cfg.doc_baseurl}" if cfg.get('doc_host') else None
+    nb = prepare(nb, None)
+    if site_url:  # README links go to the published site, not to relative pages
+        for c in nb.cells:
+            if c.cell_type == 'markdown': c.source = _ATTR.sub(r'\1', c.source)
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove_output'}
+    exp = MarkdownExporter(config=c)
+    exp.register_preprocessor('nbconvert.preprocessors.TagRemovePreprocessor', enabled=True)
+    body, res = exp.from_notebook_node(nb, resources={'output_files_dir': 'README_files'})
+    for fn, data in (res.get('outputs') or {}).items():
+        (root/fn).parent.mkdir(parents=True, exist_ok=True); (root/fn).write_bytes(data)
+    readme = root/'README.md'
+    readme.write_text('<!-- generated from nbs/%s by tools/build_docs.py --readme-only; do not edit -->\n\n%s' % (name, body.lstrip()),
+                      encoding='utf-8')
+    return readme
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--root', type=Path, default=ROOT, help='project root (holding pyproject.toml and nbs/)')
+    p.add_argument('--out', type=Path, default=None, help='site folder (default: <root>/_docs)')
+    p.add_argument('--execute', action='append', default=None, metavar='GLOB',
+                   help='only execute notebooks whose name matches (repeatable; default: all)')
+    p.add_argument('--no-execute', action='store_true', help='execute no notebook (prose and API docs only)')
+    p.add_argument('--timeout', type=int, default=300, help='per-cell execution timeout in seconds')
+    p.add_argument('--workers', type=int, default=2, help='notebooks executed at a time')
+    p.add_argument('--strict', action='store_true', help='exit non-zero when a notebook fails to execute')
+    p.add_argument('--readme-only', action='store_true', help='only render the README notebook to README.md')
+    a = p.parse_args(argv)
+    root = a.root.resolve()
+    cfg = nbdev_cfg(root)
+    t0 = time.perf_counter()
+    if a.readme_only:
+        proc = process_notebooks(root, file_glob=cfg.get('readme_nb', 'index.ipynb'), n_workers=1)
+        log(f"wrote {render_readme(root, proc, cfg, a.timeout)}"); return 0
+    proc = process_notebooks(root, n_workers=a.workers)
+    out = (a.out or root/'_docs').resolve()
+    globs = [] if a.no_execute else (a.execute or ['*'])
+    rep = render_site(proc, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, a.strict)
+    ok = sum(v['executed'] for v in rep.values())
+    log(f"site in {out} ({len(rep)} pages, {ok} executed) in {time.perf_counter() - t0:.0f} s; open {out/'index.html'}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
