@@ -275,14 +275,15 @@ def build_callbacks(cfg: dict, # full config
     if sv.get('enable_progress_bar', True): cbs.append(TQDMProgressBar(refresh_rate=int(sv.get('progress_rate', 10))))
     return cbs
 
-# %% ../../nbs/33_train.module.ipynb #bc91fbcb
+# %% ../../nbs/33_train.module.ipynb #0bac7180
 def trainer_kwargs(cfg: dict) -> dict:
     "Trainer arguments from the `hardware`, `hyperparams` and `saving` sections"
     hw, hp, sv = cfg.get('hardware') or {}, cfg['hyperparams'], cfg.get('saving') or {}
-    acc = str(hw.get('accelerator', 'auto')).lower()
+    acc, strategy = str(hw.get('accelerator', 'auto')).lower(), hw.get('strategy', 'auto') or 'auto'
+    if strategy in ('ddp', 'ddp_spawn', 'ddp_fork', 'ddp_notebook'): strategy = f'{strategy}_find_unused_parameters_true'
     if acc in ('gpu', 'cuda') and not torch.cuda.is_available(): acc = 'cpu'
     return dict(accelerator=acc, devices=hw.get('gpus_per_node', hw.get('devices', 1)) or 1,
-                num_nodes=int(hw.get('num_nodes', 1) or 1), strategy=hw.get('strategy', 'auto') or 'auto',
+                num_nodes=int(hw.get('num_nodes', 1) or 1), strategy=strategy,
                 precision=hw.get('precision', '32-true'), max_epochs=int(hp.get('num_epochs', 150)),
                 num_sanity_val_steps=0, use_distributed_sampler=False,
                 enable_progress_bar=bool(sv.get('enable_progress_bar', True)))
