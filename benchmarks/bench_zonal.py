@@ -55,6 +55,7 @@ def worker(cfg_path: str) -> None:
     import torch
     from flairhub_nb.zonal.cli import predict_zone
     from flairhub_nb.zonal.plan import plan_zone
+    import flairhub_nb.models.fusion  # noqa: F401 -- imports (torch/timm/smp) are not part of the timed run
     cfg = json.loads(Path(cfg_path).read_text())
     t0 = time.perf_counter()
     predict_zone(cfg, progress=False)
@@ -106,7 +107,7 @@ def main():
             cfg.update(WAYS[way], output_name=f'{way}_{area:g}')
             if way == 'ours' and not bf16: cfg['cpu_bf16'] = False
             cp = tmp / f'{way}_{area:g}.json'; cp.write_text(json.dumps(cfg))
-            r = subprocess.run([sys.executable, __file__, '--worker', str(cp)], capture_output=True, text=True)
+            r = subprocess.run([sys.executable, __file__, '--worker', str(cp)], capture_output=True, text=True, check=False)
             if r.returncode: raise RuntimeError(f"{way} on {area:g} km² failed:\n{r.stderr[-3000:]}")
             res = json.loads(r.stdout.strip().splitlines()[-1])
             res.update(way=way, area_km2=area, gsd_m=a.gsd, px_per_s=res['out_px'] / res['wall_s'],

@@ -25,7 +25,7 @@ def _cli(cfg: dict, folder: Path, name: str = 'cfg', env: dict | None = None, wa
     cmd = [sys.executable, '-m', 'flairhub_nb.zonal.cli', '--config', str(p)]
     e = {**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})}
     if not wait: return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600, check=False)
 
 
 def _weights(cfg: dict, folder: Path, sizes: dict) -> str:
@@ -48,7 +48,7 @@ def zone(tmp_path_factory):
 
 
 def test_reference_config_end_to_end(zone):
-    d, paths, cfg, r = zone
+    d, paths, _, r = zone
     assert r.returncode == 0, r.stderr
     f = d / 'out' / f'toy_{TASK}_argmax.tif'
     assert cog_validate(str(f), quiet=True)[0]
@@ -59,7 +59,7 @@ def test_reference_config_end_to_end(zone):
 
 
 def test_class_prob_and_coarser_output(zone):
-    d, paths, cfg, _ = zone
+    d, _, cfg, _ = zone
     r = _cli({**cfg, 'output_type': 'class_prob', 'output_px_meters': 0.5, 'output_name': 'prob'}, d, 'prob')
     assert r.returncode == 0, r.stderr
     f = d / 'out' / f'prob_{TASK}_class-prob.tif'
@@ -99,7 +99,7 @@ def test_bad_inputs_exit_1(zone, case):
 
 
 def test_kill_and_resume(zone):
-    d, paths, cfg, _ = zone
+    d, _, cfg, _ = zone
     c = {**cfg, 'output_name': 'killed'}
     prog = d / 'out' / '.killed.parts' / 'progress_rank0.json'
     proc = _cli(c, d, 'killed', wait=False)
@@ -121,11 +121,11 @@ def test_kill_and_resume(zone):
 
 
 def test_two_ranks_one_zone(zone):
-    d, paths, cfg, _ = zone
+    d, _, cfg, _ = zone
     c = {**cfg, 'output_name': 'ranks'}
     procs = [_cli(c, d, f'ranks{r}', env={'RANK': str(r), 'WORLD_SIZE': '2'}, wait=False) for r in (1, 0)]
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
     with rasterio.open(d / 'out' / f'ranks_{TASK}_argmax.tif') as a, rasterio.open(d / 'out' / f'toy_{TASK}_argmax.tif') as b:
         assert np.array_equal(a.read(1), b.read(1))

@@ -218,13 +218,13 @@ def strips(self: TilingPlan, max_width_px: int|None=None) -> list[tuple[int, int
     per = max(1, max_width_px // self.stride)
     return [(c, min(c + per, self.n_cols)) for c in range(0, self.n_cols, per)]
 
-# %% ../../nbs/40_zonal.plan.ipynb #e9a49a4e
+# %% ../../nbs/40_zonal.plan.ipynb #e9f88752
 @patch
 def to_geodataframe(self: TilingPlan):
     "One row per tile: id, row, col, full tile geometry, core bounds clipped to the zone"
     import geopandas as gpd
     from shapely.geometry import box
-    S, M, a = self.stride, self.margin_px, self.transform
+    S, a = self.stride, self.transform
     rows = []
     for r in range(self.n_rows):
         for c in range(self.n_cols):
