@@ -141,7 +141,7 @@ def _title(key: str, sample: Mapping, t: int) -> str:
     if dk in sample and n: return f"{key}\n{t % n + 1}/{n}, day {float(as_numpy(sample[dk])[t % n]):+.0f}"
     return f"{key}\ndate {t % n + 1}/{n}" if n else key
 
-# %% ../../nbs/50_viz.plots.ipynb #6db2e469
+# %% ../../nbs/50_viz.plots.ipynb #d25c5d2d
 def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays or tensors (others ignored)
                 s2_date: int=0, # time step shown for Sentinel-2
                 s1_date: int=0, # time step shown for the Sentinel-1 series
@@ -158,12 +158,14 @@ def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays o
     n = len(mods) + len(tasks); nrows = -(-n // ncols)
     fig, axs = plt.subplots(nrows, min(n, ncols), figsize=(size*min(n, ncols) + (2.5 if tasks else 0), size*nrows), squeeze=False)
     axs = axs.ravel()
-    for ax, k in zip(axs, mods):
-        t = s1_date if k in S1_KEYS else s2_date
-        img = render_modality(k, sample[k], t, (bands or {}).get(k), composite)
-        ax.imshow(img, cmap='gray' if img.ndim == 2 else None, interpolation='nearest')
-        ax.set_title(_title(k, sample, t), fontsize=9); ax.set_axis_off()
-    for ax, k in zip(axs[len(mods):], tasks): plot_label(sample[k], k, ax=ax)
+    try:
+        for ax, k in zip(axs, mods):
+            t = s1_date if k in S1_KEYS else s2_date
+            img = render_modality(k, sample[k], t, (bands or {}).get(k), composite)
+            ax.imshow(img, cmap='gray' if img.ndim == 2 else None, interpolation='nearest')
+            ax.set_title(_title(k, sample, t), fontsize=9); ax.set_axis_off()
+        for ax, k in zip(axs[len(mods):], tasks): plot_label(sample[k], k, ax=ax)
+    except Exception: plt.close(fig); raise  # no half-drawn figure left behind
     for ax in axs[n:]: ax.set_visible(False)
     if 'patch_id' in sample: fig.suptitle(str(sample['patch_id']))
     fig.tight_layout()
@@ -268,7 +270,7 @@ def plot_class_distribution(counts: Mapping[str, np.ndarray]|np.ndarray, # per-c
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/50_viz.plots.ipynb #be2c4bc3
+# %% ../../nbs/50_viz.plots.ipynb #2372581b
 def plot_confusion(confmat, # (K,K) confusion matrix, rows = ground truth
                    task: str='AERIAL_LABEL-COSIA', # task key or suffix
                    keep: Sequence[int]|None=None, # classes shown; COSIA 0-14 / all LPIS when None
@@ -280,8 +282,11 @@ def plot_confusion(confmat, # (K,K) confusion matrix, rows = ground truth
     nom = nomenclature(task)
     cm = as_numpy(confmat)
     if cm.shape != (nom.num_classes,)*2: raise ValueError(f"{nom.task}: expected a {nom.num_classes}x{nom.num_classes} confusion matrix, got {cm.shape}")
-    if keep is None: keep = range(15) if 'COSIA' in nom.task else range(nom.num_classes)
-    return plot_confmat(cm, list(nom.names), keep=list(keep), ax=ax, title=nom.task if title is None else title)
+    keep = list(range(15) if 'COSIA' in nom.task else range(nom.num_classes)) if keep is None else list(keep)
+    if ax is None:  # a pyplot figure, so notebooks show it like the other plots
+        import matplotlib.pyplot as plt
+        ax = plt.subplots(figsize=(0.45*len(keep) + 3, 0.45*len(keep) + 2.5))[1]
+    return plot_confmat(cm, list(nom.names), keep=keep, ax=ax, title=nom.task if title is None else title)
 
 # %% ../../nbs/50_viz.plots.ipynb #b7a427d6
 def read_decimated(path: Path|str, # raster to read

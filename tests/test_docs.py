@@ -1,0 +1,163 @@
+"""Build the offline documentation site (tools/build_docs.py, the `make docs` fallback) and look at it in headless Chromium.
+
+The default test builds a copy of the project with a few notebooks (fast); `test_full_site` (slow) builds the whole
+site from the repository's notebooks. Screenshots are kept in `_docs/screenshots/` (or `$FLAIRHUB_DOCS_ARTEFACTS`).
+Chromium comes from the Debian `chromium` package; when it is missing the test installs it if it runs as root
+(`apt-get update && apt-get install -y chromium`), else it fails saying so.
+"""
+import json, os, re, shutil, subprocess, sys
+from pathlib import Path
+import nbformat
+import pytest
+from flairhub_nb.testing import reference_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTEFACTS = Path(os.environ.get('FLAIRHUB_DOCS_ARTEFACTS', ROOT/'_docs'/'screenshots'))
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--disable-sync', '--no-first-run', '--hide-scrollbars']
+
+
+def chromium() -> str:
+    "Path of a Chromium binary, installing Debian's `chromium` when missing and allowed"
+    for name in ('chromium', 'chromium-browser', 'google-chrome'):
+        if shutil.which(name): return shutil.which(name)
+    if hasattr(os, 'geteuid') and os.geteuid() == 0 and shutil.which('apt-get'):
+        env = {**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'}
+        subprocess.run(['apt-get', 'update'], check=True, capture_output=True, env=env, timeout=600)
+        subprocess.run(['apt-get', 'install', '-y', 'chromium'], check=True, capture_output=True, env=env, timeout=900)
+        if shutil.which('chromium'): return shutil.which('chromium')
+    pytest.fail("headless Chromium is needed to check the docs: install it with "
+                "`sudo apt-get update && sudo apt-get install -y chromium` (Debian/Ubuntu), then rerun")
+
+
+def browse(page: Path, tmp: Path, screenshot: Path | None = None, size=(1280, 1600)) -> str:
+    "The DOM of a page after Chromium loaded it (and optionally a PNG screenshot)"
+    exe = chromium()
+    prof = tmp/f'chromium-profile-{page.stem}'
+    base = [exe, *FLAGS, f'--user-data-dir={prof}', f'--window-size={size[0]},{size[1]}']
+    r = subprocess.run([*base, '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and '<html' in r.stdout, r.stderr[-2000:]
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        s = subprocess.run([*base, f'--screenshot={screenshot}', page.as_uri()], capture_output=True, text=True, timeout=120)
+        assert s.returncode == 0 and screenshot.exists(), s.stderr[-2000:]
+    return r.stdout
+
+
+def text_of(dom: str) -> str:
+    "Visible-ish text of a DOM: tags removed, entities for < > & decoded, whitespace collapsed"
+    t = re.sub(r'<(script|style)\b.*?</\1>', ' ', dom, flags=re.S)
+    t = re.sub(r'<[^>]+>', '', t).replace('&lt;', '<').replace('&gt;', '>').replace('&amp;', '&').replace('&nbsp;', ' ')
+    return re.sub(r'\s+', ' ', t)
+
+
+def not_blank(png: Path):
+    from PIL import Image
+    import numpy as np
+    a = np.asarray(Image.open(png).convert('L'), dtype='float32')
+    assert a.shape[0] > 500 and a.std() > 10, f"{png}: the screenshot looks blank (std {a.std():.1f})"
+
+
+def build(root: Path, *args, timeout=1200) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'FLAIRHUB_REFERENCE': str(reference_dir()), 'HF_HUB_OFFLINE': '1'}
+    return subprocess.run([sys.executable, str(ROOT/'tools'/'build_docs.py'), '--root', str(root), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+INDEX_NB = """# flairhub_nb
+
+> Test landing page
+
+This landing page is written by the docs test; it says **hello from the index**."""
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "A copy of the project with a few notebooks (and a broken one), built with tools/build_docs.py"
+    tmp = tmp_path_factory.mktemp('docs')
+    proj = tmp/'proj'; (proj/'nbs').mkdir(parents=True)
+    shutil.copy2(ROOT/'pyproject.toml', proj)
+    shutil.copytree(ROOT/'flairhub_nb', proj/'flairhub_nb', ignore=shutil.ignore_patterns('__pycache__'))
+    for f in ('01_nomenclature.ipynb', '02_testing.ipynb', '50_viz.plots.ipynb', '60_hub.ipynb', '_quarto.yml', 'nbdev.yml', 'styles.css'):
+        if (ROOT/'nbs'/f).exists(): shutil.copy2(ROOT/'nbs'/f, proj/'nbs'/f)
+    idx = ROOT/'nbs'/'index.ipynb'
+    if idx.exists(): shutil.copy2(idx, proj/'nbs'/'index.ipynb')
+    else: nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(INDEX_NB)]), proj/'nbs'/'index.ipynb')
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Broken page\n\n> A notebook whose code fails'),
+                                             nbformat.v4.new_code_cell("raise ValueError('boom: injected failure')")])
+    nbformat.write(broken, proj/'nbs'/'99_broken.ipynb')
+    r = build(proj, '--execute', '50_viz.plots.ipynb', '--execute', '02_testing.ipynb', '--execute', '99_broken.ipynb')
+    assert r.returncode == 0, r.stderr[-4000:]
+    return tmp, proj, proj/'_docs', r
+
+
+def test_site_files_and_report(site):
+    tmp, proj, docs, r = site
+    for page in ('index.html', 'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html'):
+        assert (docs/page).exists(), sorted(p.name for p in docs.iterdir())
+    rep = json.loads((docs/'build_report.json').read_text())
+    assert rep['50_viz.plots.ipynb']['executed'] and rep['02_testing.ipynb']['executed']
+    assert not rep['60_hub.ipynb']['executed'] and rep['60_hub.ipynb']['error'] is None
+    assert 'boom: injected failure' in rep['99_broken.ipynb']['error']
+
+
+def test_index_in_chromium(site):
+    tmp, proj, docs, r = site
+    shot = ARTEFACTS/'index.png'
+    dom = browse(docs/'index.html', tmp, shot)
+    links = set(re.findall(r"href=['\"]([^'\"#]+\.html)", dom))
+    assert {'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html'} <= links, links
+    txt = text_of(dom)
+    idx_src = ''.join(c.source for c in nbformat.read(proj/'nbs'/'index.ipynb', as_version=4).cells if c.cell_type == 'markdown')
+    first_prose = next(l for l in idx_src.splitlines() if l.strip() and not l.startswith(('#', '>', '!', '<', '|', '`')))
+    words = re.sub(r'[*_`\[\]()]', '', first_prose).split()[:6]
+    assert ' '.join(words) in txt, (words, txt[:1000])
+    not_blank(shot)
+
+
+def test_api_page_in_chromium(site):
+    tmp, proj, docs, r = site
+    shot = ARTEFACTS/'viz.plots.png'
+    dom = browse(docs/'viz.plots.html', tmp, shot, size=(1280, 2400))
+    txt = text_of(dom)
+    assert 'Matplotlib views of FLAIR-HUB patches' in txt                         # the notebook's subtitle
+    assert 'Every function takes numpy arrays or torch tensors' in txt            # its prose
+    assert 'def plot_sample(' in txt and 'A mosaic of a patch' in txt              # API docs (signature + docstring)
+    assert 'sample:Mapping, # sample dict' in txt.replace('\n', ' ')                # docments parameter comments
+    imgs = re.findall(r'<img[^>]+src="data:image/png;base64,', dom)
+    assert len(imgs) >= 3, len(imgs)                                              # figures from the executed cells
+    assert '{target=' not in txt and 'flairhub-nb.github.io' not in dom            # quarto attributes / absolute links gone
+    not_blank(shot)
+
+
+def test_unexecuted_and_failed_pages(site):
+    tmp, proj, docs, r = site
+    hub = text_of(browse(docs/'hub.html', tmp))
+    assert 'def open_catalog(' in hub and 'Dataset hub' in hub                       # API docs without execution
+    broken = text_of(browse(docs/'broken.html', tmp, ARTEFACTS/'broken.png'))
+    assert 'Outputs not shown: executing this notebook failed' in broken and 'boom: injected failure' in broken
+
+
+def test_readme_only(site):
+    tmp, proj, docs, r = site
+    r2 = build(proj, '--readme-only')
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    md = (proj/'README.md').read_text()
+    cells = nbformat.read(proj/'nbs'/'index.ipynb', as_version=4).cells
+    title = next(l for c in cells if c.cell_type == 'markdown' for l in c.source.splitlines() if l.startswith('# '))
+    assert f"\n{title}\n" in md, md[:500]                  # the title cell became a markdown heading,
+    assert not md.split('\n', 2)[2].lstrip().startswith('---')  # not YAML front matter
+    assert 'generated from nbs/index.ipynb' in md.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_full_site(tmp_path):
+    "The whole site from the repository's notebooks, every notebook executed (minutes)"
+    out = tmp_path/'_docs'
+    r = build(ROOT, '--out', str(out), timeout=3600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    rep = json.loads((out/'build_report.json').read_text())
+    nbs = {p.name for p in (ROOT/'nbs').glob('*.ipynb')}
+    assert set(rep) == nbs, set(rep) ^ nbs
+    dom = browse(out/'index.html', tmp_path, ARTEFACTS/'full_index.png')
+    assert all(re.search(rf"href=['\"]{re.escape(n)}", dom) for n in ('viz.plots.html', 'hub.html'))
