@@ -224,7 +224,7 @@ def merge_parts(plan: TilingPlan, # the zone's plan
     else: os.replace(tmp_gtiff, dst_path)
     return dst_path
 
-# %% ../../nbs/43_zonal.write.ipynb #e1f6c98b
+# %% ../../nbs/43_zonal.write.ipynb #f1112179
 def _parts_of(plan, folder, world_size, task, max_strip_px, blend):
     out = []
     strips = plan.strips(max_strip_px)
@@ -257,7 +257,7 @@ def write_zone(plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, # the
                progress: bool=False, # tqdm bar
                signature: dict|None=None, # extra things the result depends on (model weights, ...)
                merge_timeout: float=24*3600, # rank 0: seconds to wait for the other ranks
-               gdal_cache_mb: int=128, # GDAL block cache cap (its default, 5% of RAM, grows with the zone)
+               gdal_cache_mb: int=64, # GDAL block cache cap (its default, 5% of RAM, grows with the zone)
               ) -> dict:
     "Predict a zone into `<out_dir>/<name>_<TASK>_{argmax|class-prob}.tif`; returns {task: path} (rank 0) or {}"
     with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb)):
