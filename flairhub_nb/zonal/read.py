@@ -132,7 +132,7 @@ def read_window(ds, # open rasterio dataset
     if inside: return rd(indexes, **kw)
     return rd(indexes, boundless=True, **kw) if masks else rd(indexes, boundless=True, fill_value=0, **kw)
 
-# %% ../../nbs/41_zonal.read.ipynb #197d5311
+# %% ../../nbs/41_zonal.read.ipynb #b372402a
 class ZoneReader:
     "Reads tiles of a zone: windows per modality, channel selection, DEM elevation, dates, cloud filter, averaging"
     def __init__(self, plan: TilingPlan, # the zone's tiling plan
@@ -183,7 +183,7 @@ class ZoneReader:
         for m, s in self.specs.items():
             extra = (f"{len(self.dates[m])} dates" + (", cloud filter" if s.filter_clouds else '') +
                      (f", {s.temporal_average} average" if s.temporal_average else '')) if s.is_series else \
-                    (f"[DSM, DSM-DTM]" if m == 'DEM_ELEV' and s.calc_elevation and s.stack_dsm else '')
+                    ("[DSM, DSM-DTM]" if m == 'DEM_ELEV' and s.calc_elevation and s.stack_dsm else '')
             rows.append(f"| {m} | {s.channels or 'all'} | {s.norm_type} | {self.plan.patch_size(m)} | {extra} |")
         return (f"**ZoneReader** over {self.plan.n_tiles} tiles, reference `{self.plan.ref_modality}`\n\n"
                 "| modality | channels | normalisation | tile px | |\n|---|---|---|---|---|\n" + '\n'.join(rows))
