@@ -22,7 +22,7 @@ $(STAMP): constraints.txt pyproject.toml
 
 ## demo: toy data -> papermill training -> zonal inference on the toy zone -> metrics and output paths
 demo: install
-	$(BIN)/python -m flairhub_nb.demo --out $(DEMO_OUT)
+	$(BIN)/python -c "import sys; from flairhub_nb.demo import main; sys.exit(main(['--out', '$(DEMO_OUT)']))"
 
 ## test: the whole default test suite (notebooks + pytest), slow cases excluded
 test: install sync-check
