@@ -3,7 +3,7 @@ score again from the written files), resume, initialisation from a checkpoint, p
 import json, shutil
 from pathlib import Path
 import numpy as np, pytest, rasterio, torch, yaml
-from train_common import make_toy, toy_train_config, reference_train_config
+from train_common import make_toy, toy_train_config
 from flairhub_nb.testing import reference_dir
 from flairhub_nb.train.cli import run
 
@@ -53,7 +53,6 @@ def test_reference_config_folder_train_predict_score(toy, tmp_path):
     assert 'last.ckpt' in ck and any(c.startswith('ckpt-epoch=00') and c.endswith('_ref-cfg.ckpt') for c in ck)
     preds = sorted((out/'results_ref-cfg'/'predictions_ref-cfg'/TASK).glob('PRED_*.tif'))
     assert len(preds) == 4 and (out/'results_ref-cfg'/'predictions_ref-cfg'/TASK/f'{TASK}.qml').exists()
-    label = toy/'csv'/'..'/Path(str(preds[0].name)[len('PRED_'):])
     with rasterio.open(preds[0]) as p:
         assert p.dtypes[0] == 'uint8' and p.crs.to_epsg() == 2154 and p.colormap(1)[0][:3] == (0xdb, 0x0e, 0x9a)
         lab = next(toy.rglob(preds[0].name[len('PRED_'):]))

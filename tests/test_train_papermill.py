@@ -1,6 +1,5 @@
 """Run nbs/train.ipynb with papermill: the toy set, a short multimodal training, curves, confusion matrix, predictions."""
 import json, subprocess, sys
-from pathlib import Path
 import pytest
 from flairhub_nb.testing import repo_root
 
