@@ -70,6 +70,29 @@ def worker(cfg_path: str) -> None:
                           children_peak_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)))
 
 
+def seam_quality(a, base: dict, zones: dict, tmp: Path, results: list) -> list:
+    "Argmax disagreement of each way's output with a seamless prediction of the whole (smallest) zone"
+    import numpy as np, rasterio
+    area = min(zones)
+    with rasterio.open(zones[area]) as ds: side = ds.width
+    cfg = json.loads(json.dumps(base))
+    cfg['modalities']['AERIAL_RGBI']['input_img_path'] = str(zones[area])
+    cfg.update(stitching='crop', img_pixels_detection=side + 128, margin=64, batch_size=1, max_strip_px=None,
+               cpu_bf16=False, output_name='seamless')
+    cp = tmp / 'seamless.json'; cp.write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, __file__, '--worker', str(cp)], capture_output=True, text=True, check=False)
+    if r.returncode: raise RuntimeError(f"seamless run failed:\n{r.stderr[-3000:]}")
+    out = tmp / 'out'
+    with rasterio.open(out / 'seamless_AERIAL_LABEL-COSIA_argmax.tif') as ds: ref = ds.read(1)
+    extra = []
+    for res in results:
+        if res['area_km2'] != area: continue
+        with rasterio.open(out / f"{res['way']}_{area:g}_AERIAL_LABEL-COSIA_argmax.tif") as ds: pred = ds.read(1)
+        res['disagreement_with_seamless'] = float((pred != ref).mean())
+        print(f"{res['way']:10s} {area:g} km²: {res['disagreement_with_seamless']:.2%} of pixels differ from the seamless prediction")
+    return extra
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--gsd', type=float, default=1.0, help='aerial pixel size of both zones (m); 0.2 is the real one')
@@ -77,6 +100,8 @@ def main():
     ap.add_argument('--ref-areas', type=float, nargs='*', default=None, help="zones the reference's way runs on (all)")
     ap.add_argument('--ways', nargs='+', default=list(WAYS), choices=list(WAYS))
     ap.add_argument('--out', default=None, help='also write the results as JSON here')
+    ap.add_argument('--seams', action='store_true', help='seam quality: disagreement of each way with one seamless '
+                    'whole-zone prediction (one tile covering the zone plus 64 px context) on the smallest zone')
     ap.add_argument('--worker', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker: return worker(a.worker)
@@ -120,6 +145,7 @@ def main():
                   f"{res['wall_s']:8.1f} s  {res['px_per_s']/1e6:6.3f} Mpx/s  {res['km2_per_h']:8.2f} km²/h  "
                   f"CPU {res['cpu_s']:7.1f} s  {res['px_per_cpu_s']/1e6:6.3f} Mpx/CPU-s  "
                   f"peak RSS {res['peak_rss_mb']:7.0f} MB  (load {res['load']:.1f})", flush=True)
+    if a.seams: results += seam_quality(a, base, zones, tmp, results)
     by = {(r['way'], r['area_km2']): r for r in results}
     for area in a.areas:
         for way in ('ours', 'ours_fp32'):
