@@ -18,7 +18,7 @@ __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM
            'ConfigError', 'ConfigWarning', 'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path',
            'apply_overrides', 'resolve_path', 'check_types', 'enabled_modalities', 'task_num_classes',
            'modality_channels', 'model_in_channels', 'validate_config', 'load_config', 'dump_config',
-           'load_zonal_config', 'flatten', 'config_table', 'format_config']
+           'load_zonal_config', 'flatten', 'config_table', 'format_config', 'ConfigView']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -516,7 +516,7 @@ def dump_config(cfg: dict, # config to write
     tmp.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)); os.replace(tmp, path)
     return path
 
-# %% ../nbs/00_config.ipynb #ec1b894a
+# %% ../nbs/00_config.ipynb #7871fd46
 ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversion=True, use_gpu=True, batch_size=1,
                       num_worker=0, img_pixels_detection=2048, margin=512, output_px_meters=0.2,
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
@@ -557,6 +557,11 @@ def _zonal_problems(cfg: dict, check_files: bool) -> list:
                     if not isinstance(c, int) or not 1 <= c <= BAND_COUNTS[m]: P.append((f'modalities.{m}.channels[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
         nm = b.get('normalization') or {}
         if nm.get('type', 'custom') not in ('custom', 'scaling', 'without'): P.append((f'modalities.{m}.normalization.type', f"{nm.get('type')!r} is not one of ['custom', 'scaling', 'without']"))
+        elif nm.get('type') == 'custom' and m in ('AERIAL_RGBI', 'SPOT_RGBI', 'AERIAL-RLT_PAN') and isinstance(ch, list):
+            for s in ('means', 'stds'):  # DEM: the zone reader falls back to the default statistics (with a warning)
+                v = nm.get(s)
+                if not isinstance(v, list) or len(v) != len(ch):
+                    P.append((f'modalities.{m}.normalization.{s}', f"{v!r}: norm type custom needs {len(ch)} value(s), one per channel in {ch}"))
         if m in TS_MODALITIES:
             ta = b.get('temporal_average', False)
             if ta not in (False, None, 'monthly', 'semi-monthly', True): P.append((f'modalities.{m}.temporal_average', f"{ta!r} is not one of [False, 'monthly', 'semi-monthly']"))
@@ -596,7 +601,7 @@ def load_zonal_config(src: str|Path|dict, # YAML file or dict
         if P: raise ConfigError(P, src if not isinstance(src, dict) else None)
     return cfg
 
-# %% ../nbs/00_config.ipynb #8ab60d4a
+# %% ../nbs/00_config.ipynb #566449e4
 def flatten(d: dict, path: str='') -> dict:
     "`{dotted.key.path: leaf value}` of a nested mapping"
     out = {}
@@ -606,12 +611,16 @@ def flatten(d: dict, path: str='') -> dict:
         else: out[p] = v
     return out
 
-def config_table(cfg: dict, # a resolved training config
+def _defaults_for(cfg: dict) -> dict:
+    "The defaults of `cfg`'s schema: zonal (flat, has `model_weights`) or training"
+    return ZONAL_DEFAULTS if 'model_weights' in cfg and 'hyperparams' not in cfg else default_config()
+
+def config_table(cfg: dict, # a resolved training or zonal config
                  changed_only: bool=False, # only the keys that differ from the defaults
                 ):
     "The config as a DataFrame: key path, value, default, changed"
     import pandas as pd
-    f, d = flatten(cfg), flatten(default_config())
+    f, d = flatten(cfg), flatten(_defaults_for(cfg))
     rows = [(k, v, d.get(k, '—'), k not in d or d[k] != v) for k, v in f.items() if '.value_name.' not in k]
     df = pd.DataFrame(rows, columns=['key', 'value', 'default', 'changed'])
     return df[df.changed].reset_index(drop=True) if changed_only else df
@@ -624,3 +633,17 @@ def format_config(cfg: dict) -> str:
         if s != sec: lines.append(f"[{s}]"); sec = s
         lines.append(f"  {k[len(s) + 1:] if '.' in k else k}: {v}")
     return '\n'.join(lines)
+
+# %% ../nbs/00_config.ipynb #e80ebd45
+def _md(v) -> str: return str(v).replace('|', '\\|').replace('\n', ' ')
+
+class ConfigView:
+    "A resolved config shown as a key / value / default table in notebooks"
+    def __init__(self, cfg: dict, # a resolved training or zonal config
+                 changed_only: bool=False, # show only the keys that differ from the defaults
+                ): self.cfg, self.changed_only = cfg, changed_only
+    def table(self): return config_table(self.cfg, self.changed_only)
+    def __repr__(self) -> str: return format_config(self.cfg)
+    def _repr_markdown_(self) -> str:
+        rows = [f"| {'**' + _md(r.key) + '**' if r.changed else _md(r.key)} | {_md(r.value)} | {_md(r.default)} |" for r in self.table().itertuples()]
+        return '\n'.join(['| key | value | default |', '|---|---|---|', *rows])
