@@ -481,7 +481,7 @@ def validate_config(cfg: dict, # merged config
     if check_files: _check_files(cfg, P)
     return P
 
-# %% ../nbs/00_config.ipynb #055cbc05
+# %% ../nbs/00_config.ipynb #39f6d513
 def load_config(src: str|Path|dict, # YAML file, folder of YAML files, or a config dict
                 overrides: dict|None=None, # code / papermill overrides (see `apply_overrides`)
                 validate: bool=True, # raise `ConfigError` listing every problem
@@ -493,17 +493,17 @@ def load_config(src: str|Path|dict, # YAML file, folder of YAML files, or a conf
     else: raw, base = read_yaml_config(src)
     if base_dir is not None: base = Path(base_dir).resolve()
     user = apply_overrides(raw, overrides)
-    for k in unknown_keys(user, default_config()):
-        warnings.warn(f"unknown config key {k} (ignored; check its spelling)", ConfigWarning, stacklevel=2)
+    unknown = unknown_keys(user, default_config())
     cfg = deep_merge(default_config(), user)
     for k in TRAIN_PATH_KEYS:
         v = cfg['paths'].get(k)
         r = resolve_path(v, base, must_exist=k != 'out_folder')
         if k == 'global_mtd_folder' and isinstance(r, str) and r and isinstance(v, str) and v.endswith('/') and not r.endswith('/'): r += '/'
         cfg['paths'][k] = r
-    if validate:
-        P = validate_config(cfg, check_files)
-        if P: raise ConfigError(P, src if not isinstance(src, dict) else None)
+    P = validate_config(cfg, check_files) if validate else []
+    for k in unknown:  # an unknown modality / task name is already an error: no second message for it
+        if k not in {p for p, _ in P}: warnings.warn(f"unknown config key {k} (ignored; check its spelling)", ConfigWarning, stacklevel=2)
+    if P: raise ConfigError(P, src if not isinstance(src, dict) else None)
     return cfg
 
 # %% ../nbs/00_config.ipynb #1b7663d1

@@ -1,0 +1,176 @@
+"""`flairhub --check` / `flairhub_zonal --check` end to end: the reference's own config files (unchanged) with their
+data files present, many invalid configs (each must fail naming the offending key path), unknown keys (warned),
+overrides (validated), and two real calls of the console scripts."""
+import copy, os, shutil, subprocess, sys
+from pathlib import Path
+import pytest, yaml
+from flairhub_nb.testing import reference_dir
+from flairhub_nb.cli import flairhub_main, zonal_main
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+REF = reference_dir()
+TOY_NAMES = {'TRAIN': 'TRAIN_FLAIR-INC_TOY.csv', 'VALID': 'VALID_FLAIR-INC_TOY.csv', 'TEST': 'TEST_FLAIR-INC_TOY.csv'}
+
+
+@pytest.fixture
+def layout(tmp_path):
+    "The reference's config folder copied unchanged to `<tmp>/cfg`, with the files its relative paths name present"
+    cfg = tmp_path/'cfg'; shutil.copytree(REF/'configs'/'train', cfg)
+    (tmp_path/'toy').mkdir()
+    for split, name in TOY_NAMES.items():  # config_task.yaml names ../toy/<SPLIT>_FLAIR-INC_TOY.csv
+        shutil.copy(REF/'toy_csv'/f'FLAIR-HUB_TOY-DATASET_{split}.csv', tmp_path/'toy'/name)
+    z = tmp_path/'zcfg'; z.mkdir(); shutil.copy(REF/'configs'/'config_zonal_detection.yaml', z)
+    (tmp_path/'FLAIR-HUB_LC-A_swinbase-upernet.safetensors').write_bytes(b'')  # ../<weights> in the zonal file
+    (tmp_path/'ROI_D032-2019_UN-S1-U9_AERIAL_RGBI.tif').write_bytes(b'')  # ../<aerial raster>
+    return tmp_path
+
+
+def merged_train(layout) -> dict:
+    "The reference folder's files merged by top-level key (independently of the library)"
+    out = {}
+    for f in sorted((layout/'cfg').glob('*.yaml')): out.update(yaml.safe_load(f.read_text()))
+    return out
+
+
+def put(d: dict, path: str, value):
+    *head, last = path.split('.')
+    for k in head: d = d.setdefault(k, {})
+    d[last] = value
+
+
+def check(main, argv, capsys):
+    rc = main(argv); c = capsys.readouterr()
+    return rc, c.out, c.err
+
+
+def test_reference_train_folder_is_valid(layout, capsys):
+    rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check'], capsys)
+    assert (rc, err) == (0, ''), err
+    assert f"train_csv: {(layout/'toy'/TOY_NAMES['TRAIN']).resolve()}" in out  # resolved against the config's folder
+    assert 'num_epochs: 150' in out
+
+
+def test_reference_zonal_file_is_valid(layout, capsys):
+    rc, out, err = check(zonal_main, ['--conf', str(layout/'zcfg'/'config_zonal_detection.yaml'), '--check'], capsys)
+    assert (rc, err) == (0, ''), err
+    assert f"model_weights: {(layout/'FLAIR-HUB_LC-A_swinbase-upernet.safetensors').resolve()}" in out
+
+
+TRAIN_CASES = {  # id: (changes {dotted path: value}, key path the error must name)
+    'optimizer': ({'hyperparams.optimizer': 'rmsprop'}, 'hyperparams.optimizer'),
+    'scheduler': ({'hyperparams.scheduler': 'cosine'}, 'hyperparams.scheduler'),
+    'norm_type': ({'modalities.normalization.norm_type': 'zscore'}, 'modalities.normalization.norm_type'),
+    'temporal_average': ({'modalities.pre_processings.temporal_average_sentinel2': 'weekly'},
+                         'modalities.pre_processings.temporal_average_sentinel2'),
+    'monitor_mode': ({'saving.ckpt_monitor_mode': 'maximum'}, 'saving.ckpt_monitor_mode'),
+    'aerial_channel': ({'modalities.inputs_channels.AERIAL_RGBI': [4, 1, 5]}, 'modalities.inputs_channels.AERIAL_RGBI[2]'),
+    's2_channel_zero': ({'modalities.inputs_channels.SENTINEL2_TS': [0, 3]}, 'modalities.inputs_channels.SENTINEL2_TS[0]'),
+    'means_length': ({'modalities.normalization.AERIAL_RGBI_means': [100.0, 100.0]}, 'modalities.normalization.AERIAL_RGBI_means'),
+    'dem_single_channel_stats': ({'modalities.inputs.DEM_ELEV': True, 'modalities.pre_processings.calc_elevation_stack_dsm': False},
+                                 'modalities.normalization.DEM_ELEV_means'),
+    'class_index': ({'labels_configs.AERIAL_LABEL-COSIA.value_weights.default_exceptions': {19: 0}},
+                    'labels_configs.AERIAL_LABEL-COSIA.value_weights.default_exceptions.19'),
+    'per_modality_class_index': ({'labels_configs.AERIAL_LABEL-COSIA.value_weights.per_modality_exceptions': {'AERIAL_RGBI': {25: 0}}},
+                                 'labels_configs.AERIAL_LABEL-COSIA.value_weights.per_modality_exceptions.AERIAL_RGBI.25'),
+    'lpis_level': ({'labels_configs.ALL_LABEL-LPIS.label_channel_nomenclature': 4}, 'labels_configs.ALL_LABEL-LPIS.label_channel_nomenclature'),
+    'unknown_task': ({'labels': ['AERIAL_LABEL-COSIA', 'LPIS']}, 'labels[1]'),
+    'no_task': ({'labels': []}, 'labels'),
+    'no_modality': ({'modalities.inputs.AERIAL_RGBI': False}, 'modalities.inputs'),
+    'aux_loss_modality': ({'modalities.aux_loss.AERIAL_RGB': True}, 'modalities.aux_loss.AERIAL_RGB'),
+    'dropout_probability': ({'modalities.modality_dropout.AERIAL_RGBI': 1.5}, 'modalities.modality_dropout.AERIAL_RGBI'),
+    'cover_fraction': ({'modalities.pre_processings.filter_sentinel2_max_frac_cover': -0.1},
+                       'modalities.pre_processings.filter_sentinel2_max_frac_cover'),
+    'warmup_fraction': ({'hyperparams.warmup_fraction': 2}, 'hyperparams.warmup_fraction'),
+    'epochs': ({'hyperparams.num_epochs': 0}, 'hyperparams.num_epochs'),
+    'batch_size_type': ({'hyperparams.batch_size': 'four'}, 'hyperparams.batch_size'),
+    'workers': ({'hardware.num_workers': -1}, 'hardware.num_workers'),
+    'val_csv_missing': ({'paths.val_csv': '../toy/missing.csv'}, 'paths.val_csv'),
+    'mtd_folder_for_s2': ({'modalities.inputs.SENTINEL2_TS': True}, 'paths.global_mtd_folder'),
+    'ckpt_for_init': ({'tasks.train_tasks.init_weights_only_from_ckpt': True}, 'paths.ckpt_model_path'),
+    'test_csv_for_metrics_only': ({'tasks.train': False, 'tasks.predict': False, 'tasks.metrics_only': True, 'paths.test_csv': 'nope.csv'},
+                                  'paths.test_csv'),
+}
+
+
+@pytest.mark.parametrize('case', list(TRAIN_CASES))
+def test_invalid_train_config(layout, capsys, case):
+    changes, key = TRAIN_CASES[case]
+    cfg = merged_train(layout)
+    for p, v in changes.items(): put(cfg, p, copy.deepcopy(v))
+    f = layout/'cfg1'/'config.yaml'; f.parent.mkdir(); f.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc, out, err = check(flairhub_main, ['--config', str(f), '--check'], capsys)
+    assert rc == 1, (out, err)
+    assert err.startswith(f'flairhub: error: invalid config {f}'), err
+    assert any(l.strip().startswith(f'{key}:') for l in err.splitlines()[1:]), err  # one problem per line, key first
+    assert out == ''
+
+
+ZONAL_CASES = {
+    'output_type': ({'output_type': 'probs'}, 'output_type'),
+    'margin': ({'margin': 1024}, 'margin'),
+    'tile_size': ({'img_pixels_detection': 0}, 'img_pixels_detection'),
+    'weights_missing': ({'model_weights': '../none.safetensors'}, 'model_weights'),
+    'channel': ({'modalities.AERIAL_RGBI.channels': [4, 1, 9]}, 'modalities.AERIAL_RGBI.channels[2]'),
+    'input_missing': ({'modalities.AERIAL_RGBI.input_img_path': 'nope.tif'}, 'modalities.AERIAL_RGBI.input_img_path'),
+    'no_active_task': ({'tasks': []}, 'tasks'),
+}
+
+
+@pytest.mark.parametrize('case', list(ZONAL_CASES))
+def test_invalid_zonal_config(layout, capsys, case):
+    changes, key = ZONAL_CASES[case]
+    cfg = yaml.safe_load((layout/'zcfg'/'config_zonal_detection.yaml').read_text())
+    for p, v in changes.items(): put(cfg, p, v)
+    f = layout/'zcfg'/'bad.yaml'; f.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc, out, err = check(zonal_main, ['--config', str(f), '--check'], capsys)
+    assert rc == 1, (out, err)
+    assert any(l.strip().startswith(f'{key}:') for l in err.splitlines()[1:]), err
+
+
+def test_duplicate_top_level_key_names_both_files(layout, capsys):
+    (layout/'cfg'/'config_zextra.yaml').write_text('hyperparams:\n    batch_size: 2\n')
+    rc, _, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check'], capsys)
+    assert rc == 1 and 'hyperparams: defined in both config_task.yaml and config_zextra.yaml' in err, err
+
+
+def test_unknown_key_warns_and_passes(layout, capsys):
+    cfg = merged_train(layout); cfg['hyperparams']['optimiser'] = 'sgd'
+    f = layout/'cfg1'/'config.yaml'; f.parent.mkdir(); f.write_text(yaml.safe_dump(cfg))
+    rc, out, err = check(flairhub_main, ['--config', str(f), '--check'], capsys)
+    assert rc == 0, err
+    assert 'flairhub: warning: unknown config key hyperparams.optimiser' in err
+    assert 'optimizer: adamw' in out
+
+
+def test_overrides_are_applied_and_validated(layout, capsys):
+    rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '--override', 'hyperparams.batch_size=0'], capsys)
+    assert rc == 1 and '  hyperparams.batch_size: 0 must be >= 1' in err.splitlines(), err
+    rc, out, err = check(flairhub_main, ['--c', str(layout/'cfg'), '--check', '-o', 'epochs=2', 'modalities=[AERIAL_RGBI, DEM_ELEV]'], capsys)
+    assert rc == 0, err
+    assert 'num_epochs: 2' in out and 'inputs.DEM_ELEV: True' in out
+    rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '-o', 'epochs'], capsys)
+    assert rc == 1 and err.startswith('flairhub: error: ValueError: --override') and err.count('\n') == 1, err
+
+
+def test_missing_config_is_one_clear_line(tmp_path, capsys):
+    rc, _, err = check(flairhub_main, ['--config', str(tmp_path/'none.yaml')], capsys)
+    assert rc == 1 and err.count('\n') == 1 and f'config {tmp_path/"none.yaml"}: no such file' in err, err
+    rc, _, err = check(zonal_main, ['--config', str(tmp_path/'none.yaml')], capsys)
+    assert rc == 1 and err.startswith('flairhub_zonal: error: FileNotFoundError'), err
+
+
+def _script(name: str) -> str:
+    p = Path(sys.executable).parent/name
+    return str(p) if p.exists() else (shutil.which(name) or pytest.fail(f'console script {name} not installed (pip install -e .)'))
+
+
+def test_console_scripts(layout):
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    r = subprocess.run([_script('flairhub'), '--config', str(layout/'cfg'), '--check'], capture_output=True, text=True, env=env,
+                       cwd=layout, timeout=120, check=False)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    assert 'val_csv: ' in r.stdout
+    r = subprocess.run([_script('flairhub_zonal'), '--config', str(layout/'zcfg'/'config_zonal_detection.yaml'), '--check',
+                        '--override', 'output_type=probs'], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert r.returncode == 1, r.stdout
+    assert "  output_type: 'probs' is not one of ['argmax', 'class_prob']" in r.stderr.splitlines(), r.stderr
