@@ -5,10 +5,17 @@ site from the repository's notebooks. Screenshots are kept in `_docs/screenshots
 Chromium comes from the Debian `chromium` package; when it is missing the test installs it if it runs as root
 (`apt-get update && apt-get install -y chromium`), else it fails saying so.
 """
-import json, os, re, shutil, subprocess, sys
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
 import nbformat
 import pytest
+
 from flairhub_nb.testing import reference_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +53,14 @@ def browse(page: Path, tmp: Path, screenshot: Path | None = None, size=(1280, 16
 
 def text_of(dom: str) -> str:
     "Visible-ish text of a DOM: tags removed, entities for < > & decoded, whitespace collapsed"
-    t = re.sub(r'<(script|style)\b.*?</\1>', ' ', dom, flags=re.S)
+    t = re.sub(r'<(script|style)\b.*?</\1>', ' ', dom, flags=re.DOTALL)
     t = re.sub(r'<[^>]+>', '', t).replace('&lt;', '<').replace('&gt;', '>').replace('&amp;', '&').replace('&nbsp;', ' ')
     return re.sub(r'\s+', ' ', t)
 
 
 def not_blank(png: Path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
     a = np.asarray(Image.open(png).convert('L'), dtype='float32')
     assert a.shape[0] > 500 and a.std() > 10, f"{png}: the screenshot looks blank (std {a.std():.1f})"
 
@@ -86,6 +93,14 @@ def site(tmp_path_factory):
     broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Broken page\n\n> A notebook whose code fails'),
                                              nbformat.v4.new_code_cell("raise ValueError('boom: injected failure')")])
     nbformat.write(broken, proj/'nbs'/'99_broken.ipynb')
+    # nbdev's processing runs every cell holding an import: this one fails there, not only when executed
+    v4 = nbformat.v4
+    unproc = v4.new_notebook(cells=[v4.new_code_cell('#| default_exp unproc'),
+                                    v4.new_markdown_cell('# Unprocessable page\n\n> Prose still shows'),
+                                    v4.new_code_cell('#| hide\nfrom nbdev.showdoc import *'),
+                                    v4.new_code_cell('#| export\ndef f() -> int:\n    "Return one"\n    return 1'),
+                                    v4.new_code_cell('import os\nprint(name_from_another_cell)')])
+    nbformat.write(unproc, proj/'nbs'/'98_unprocessable.ipynb')
     r = build(proj, '--execute', '50_viz.plots.ipynb', '--execute', '02_testing.ipynb', '--execute', '99_broken.ipynb')
     assert r.returncode == 0, r.stderr[-4000:]
     return tmp, proj, proj/'_docs', r
@@ -93,12 +108,14 @@ def site(tmp_path_factory):
 
 def test_site_files_and_report(site):
     tmp, proj, docs, r = site
-    for page in ('index.html', 'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html'):
+    for page in ('index.html', 'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html', 'unprocessable.html'):
         assert (docs/page).exists(), sorted(p.name for p in docs.iterdir())
     rep = json.loads((docs/'build_report.json').read_text())
     assert rep['50_viz.plots.ipynb']['executed'] and rep['02_testing.ipynb']['executed']
     assert not rep['60_hub.ipynb']['executed'] and rep['60_hub.ipynb']['error'] is None
     assert 'boom: injected failure' in rep['99_broken.ipynb']['error']
+    assert 'name_from_another_cell' in rep['98_unprocessable.ipynb']['processing_error']
+    assert rep['50_viz.plots.ipynb']['processing_error'] is None
 
 
 def test_index_in_chromium(site):
@@ -136,6 +153,8 @@ def test_unexecuted_and_failed_pages(site):
     assert 'def open_catalog(' in hub and 'Dataset hub' in hub                       # API docs without execution
     broken = text_of(browse(docs/'broken.html', tmp, ARTEFACTS/'broken.png'))
     assert 'Outputs not shown: executing this notebook failed' in broken and 'boom: injected failure' in broken
+    unproc = text_of(browse(docs/'unprocessable.html', tmp))
+    assert 'Unprocessable page' in unproc and 'Prose still shows' in unproc and 'nbdev could not process' in unproc
 
 
 def test_readme_only(site):

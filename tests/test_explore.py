@@ -1,6 +1,10 @@
 "Run nbs/explore.ipynb headless through papermill and check it built real widgets and figures"
-import json, os, subprocess, sys
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

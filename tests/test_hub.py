@@ -1,8 +1,12 @@
 "End-to-end runs of the `flairhub_download` command (python -m flairhub_nb.hub) against local mirrors, offline"
-import os, subprocess, sys, zipfile
-from pathlib import Path
+import os
+import subprocess
+import sys
+import zipfile
+
 import pytest
-from flairhub_nb.hub import make_local_mirror, extracted_marker, ZIPS_SUBDIR, main
+
+from flairhub_nb.hub import ZIPS_SUBDIR, extracted_marker, main, make_local_mirror
 
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1'}
 

@@ -3,11 +3,14 @@
 
 What it does (and why):
 
-1. Processes the notebooks the way `nbdev-proc-nbs` does (`nbdev.serve.proc_nbs` into `<root>/_proc/`): front
-   matter from the title cell, `#| hide` cells removed, exported code folded away and `show_doc` cells added *and
-   executed*, so every page has its API docs (signatures, docstrings, parameter tables). We call the library function
-   rather than the `nbdev-proc-nbs` command because the command first tries to install quarto with `sudo` (a password
-   prompt or a network download), which a fallback must never do.
+1. Processes the notebooks the way `nbdev-proc-nbs` does (nbdev's own `serve_drv` + `FilterDefaults` processors, into
+   `<root>/_proc/`): front matter from the title cell, `#| hide` cells removed, exported code folded away and
+   `show_doc` cells added *and executed*, so every page has its API docs (signatures, docstrings, parameter tables).
+   We do not call the `nbdev-proc-nbs` command: it first tries to install quarto with `sudo` (a password prompt or a
+   network download), which a fallback must never do, and one notebook failing to process stops all of them. Here
+   each notebook is processed in its own worker; one that nbdev cannot process (nbdev executes every cell holding an
+   import while processing, so a test cell mixing imports with names from other cells fails) is rendered from its
+   source with a note, and listed in `build_report.json`.
 2. Executes notebooks to get their figures and tables. Notebooks are committed without outputs (`nbdev-clean`), so
    the source notebook is run with nbclient, in `nbs/`, *without the cells flagged `slow`/`gpu`/`notest`* (exactly the
    cells `nbdev-test` runs by default, so they are expected to finish in well under ~90 s each), with a per-cell
@@ -24,7 +27,17 @@ What it does (and why):
 nbconvert's `MarkdownExporter` after the same processing and execution, because `nbdev-readme` needs quarto.
 """
 from __future__ import annotations
-import argparse, copy, fnmatch, html, json, os, re, shutil, sys, time
+
+import argparse
+import copy
+import fnmatch
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,14 +60,81 @@ def nbdev_cfg(root: Path):
 
 
 # ------------------------------------------------------------------------------------------------------- processing
-def process_notebooks(root: Path, file_glob: str = '', n_workers: int = 2) -> Path:
-    "Run nbdev's notebook processing (what `nbdev-proc-nbs` does, minus the quarto install) into `<root>/_proc`"
-    from nbdev.serve import proc_nbs
+def _proc_one(args) -> str | None:
+    "Process one notebook like nbdev's docs processing (run in a worker process); the error message or None"
+    root, src, dst = args
+    os.chdir(root)
+    try:
+        import nbdev.serve_drv
+        from nbdev.processors import FilterDefaults
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        nbdev.serve_drv.main((Path(src), Path(dst), FilterDefaults))
+        return None
+    except BaseException as e:  # noqa: BLE001 (a notebook's own error, reported per page)
+        Path(dst).unlink(missing_ok=True)
+        lines = [l for l in str(e).strip().splitlines() if l.strip()]
+        return f"{type(e).__name__}: {lines[-1] if lines else ''}"
+
+
+def source_notebooks(nbs: Path, file_glob: str = '') -> list[Path]:
+    "Notebooks under `nbs/` as nbdev sees them (folders and files starting with '_' or '.' skipped)"
+    out = []
+    for p in sorted(nbs.rglob('*.ipynb')):
+        rel = p.relative_to(nbs)
+        if any(part.startswith(('_', '.')) for part in rel.parts): continue
+        if file_glob and not fnmatch.fnmatch(p.name, file_glob): continue
+        out.append(p)
+    return out
+
+
+def process_notebooks(root: Path, file_glob: str = '', n_workers: int = 2) -> tuple[Path, dict]:
+    """Process the notebooks like `nbdev-proc-nbs` into `<root>/_proc` (front matter, show_doc cells executed), one
+    worker process per notebook so that one notebook failing to process does not stop the others.
+    Returns the folder and {notebook: error} for the notebooks nbdev could not process."""
+    import subprocess
     cfg = nbdev_cfg(root)
-    cwd = os.getcwd(); os.chdir(root)
-    try: cache = proc_nbs(path=str(cfg.nbs_path), n_workers=n_workers, force=True, file_glob=file_glob)
-    finally: os.chdir(cwd)
-    return Path(cache)
+    nbs, cache = Path(cfg.nbs_path), root/'_proc'
+    shutil.rmtree(cache, ignore_errors=True); cache.mkdir(parents=True)
+    for f in nbs.iterdir():  # quarto/site files, images and styles, as nbdev copies them
+        if f.is_file() and f.suffix != '.ipynb': shutil.copy2(f, cache/f.name)
+    for d in nbs.iterdir():
+        if d.is_dir() and not d.name.startswith(('_', '.')): shutil.copytree(d, cache/d.name, ignore=shutil.ignore_patterns('*.ipynb', '.*'))
+    srcs = source_notebooks(nbs, file_glob)
+    def run(s: Path) -> str | None:  # a fresh interpreter per notebook, like nbdev's spawned workers
+        r = subprocess.run([sys.executable, __file__, '--proc-one', str(root), str(s), str(cache/s.relative_to(nbs))],
+                           capture_output=True, text=True, check=False)
+        if r.returncode == 0: return None
+        last = [l for l in r.stdout.strip().splitlines() if l.startswith('PROC-ERROR ')]
+        return last[-1][len('PROC-ERROR '):] if last else f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
+    with ThreadPoolExecutor(max(1, n_workers)) as ex:
+        errors = dict(zip((str(s.relative_to(nbs)) for s in srcs), ex.map(run, srcs)))
+    failed = {k: v for k, v in errors.items() if v}
+    for k, v in failed.items(): log(f"nbdev could not process {k} ({v}); rendering its source without API docs")
+    return cache, failed
+
+
+def unprocessed(src: Path, error: str) -> nbformat.NotebookNode:
+    "A notebook nbdev could not process, prepared by hand: hidden cells dropped, title cell as front matter"
+    nb = nbformat.read(src, as_version=4)
+    cells, fm = [], {}
+    for c in nb.cells:
+        ds = directives(c.source) if c.cell_type == 'code' else []
+        if any(d.split(':')[0].strip() in ('hide', 'default_exp') for d in ds): continue
+        if not fm and c.cell_type == 'markdown' and c.source.lstrip().startswith('# '):
+            lines = c.source.strip().splitlines()
+            fm['title'] = lines[0].lstrip('# ').strip()
+            desc = [l.lstrip('> ').strip() for l in lines[1:] if l.startswith('>')]
+            if desc: fm['description'] = ' '.join(desc)
+            rest = '\n'.join(l for l in lines[1:] if not l.startswith('>')).strip()
+            if rest: cells.append(nbformat.v4.new_markdown_cell(rest))
+            continue
+        cells.append(c)
+    fm['output-file'] = src.with_suffix('.html').name
+    import yaml
+    head = nbformat.v4.new_raw_cell('---\n' + yaml.safe_dump(fm) + '---\n')
+    nb.cells = [head] + cells
+    nb.metadata['fh_processing_error'] = error
+    return nb
 
 
 # -------------------------------------------------------------------------------------------------------- execution
@@ -204,7 +284,7 @@ def sidebar(pages: list[dict], current: str, title: str) -> str:
 def wrap_page(body_html: str, nav: str, title: str) -> str:
     "Insert the sidebar and our CSS into an nbconvert lab-template page"
     out = body_html.replace('</head>', f"<style>{CSS}</style>\n</head>", 1)
-    out = re.sub(r'<title>.*?</title>', f'<title>{html.escape(title)}</title>', out, count=1, flags=re.S)
+    out = re.sub(r'<title>.*?</title>', f'<title>{html.escape(title)}</title>', out, count=1, flags=re.DOTALL)
     out = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav + "<div class='fh-main'>", out, count=1)
     return out.replace('</body>', '</div></body>', 1)
 
@@ -216,31 +296,33 @@ def group_of(name: str) -> str:
             '6': 'Hub'}.get(m.group(1)[0], 'Modules')
 
 
-def render_site(proc: Path, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int, strict: bool) -> dict:
+def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int,
+                strict: bool) -> dict:
     from nbconvert import HTMLExporter
     from traitlets.config import Config
     site_url = f"{cfg.doc_host}{cfg.doc_baseurl}" if cfg.get('doc_host') else None
     skip_flags = list(cfg.get('tst_flags', '') or []) if not isinstance(cfg.get('tst_flags'), str) else cfg.tst_flags.split()
-    proc_nbs = sorted(p for p in proc.rglob('*.ipynb') if not any(part.startswith(('.', '_')) for part in p.relative_to(proc).parts))
-    rel = {p: p.relative_to(proc) for p in proc_nbs}
-    todo = [p for p in proc_nbs if execute_globs and any(fnmatch.fnmatch(rel[p].name, g) for g in execute_globs)]
-    log(f"{len(proc_nbs)} notebooks; executing {len(todo)} (per-cell timeout {timeout} s, {workers} at a time)")
+    srcs = source_notebooks(nbs)
+    rel = {p: p.relative_to(nbs) for p in srcs}
+    todo = [p for p in srcs if execute_globs and any(fnmatch.fnmatch(rel[p].name, g) for g in execute_globs)]
+    log(f"{len(srcs)} notebooks; executing {len(todo)} (per-cell timeout {timeout} s, {workers} at a time)")
     with ThreadPoolExecutor(max(1, workers)) as ex:
-        results = dict(zip(todo, ex.map(lambda p: execute(nbs/rel[p], skip_flags, timeout), todo)))
+        results = dict(zip(todo, ex.map(lambda p: execute(p, skip_flags, timeout), todo)))
     pages, report = [], {}
-    for p in proc_nbs:
-        nb = nbformat.read(p, as_version=4)
+    for p in srcs:
+        perr = proc_failed.get(str(rel[p]))
+        nb = unprocessed(p, perr) if perr else nbformat.read(proc/rel[p], as_version=4)
         fm = front_matter(nb)
-        note = None
+        notes = [f"API docs not shown: nbdev could not process this notebook ({perr})."] if perr else []
         if p in results:
             executed, err, secs = results[p]
-            if err: note = f"Outputs not shown: executing this notebook failed ({err})."; log(f"FAILED {rel[p]} after {secs:.0f} s: {err}")
+            if err: notes.append(f"Outputs not shown: executing this notebook failed ({err})."); log(f"FAILED {rel[p]} after {secs:.0f} s: {err}")
             else: n = transfer_outputs(executed, nb); log(f"executed {rel[p]} in {secs:.1f} s ({n} cells with outputs)")
-            report[str(rel[p])] = dict(executed=err is None, error=err, seconds=round(secs, 1))
-        else: report[str(rel[p])] = dict(executed=False, error=None, seconds=0)
+            report[str(rel[p])] = dict(executed=err is None, error=err, seconds=round(secs, 1), processing_error=perr)
+        else: report[str(rel[p])] = dict(executed=False, error=None, seconds=0, processing_error=perr)
         fname = 'index.html' if rel[p].name == 'index.ipynb' else fm.get('output-file') or rel[p].with_suffix('.html').name
-        pages.append(dict(src=p, nb=prepare(nb, site_url, note), file=str(Path(fname)), title=fm.get('title') or rel[p].stem,
-                          description=fm.get('description', ''), group=group_of(rel[p].name)))
+        pages.append(dict(src=p, nb=prepare(nb, site_url, ' '.join(notes) or None), file=str(Path(fname)),
+                          title=fm.get('title') or rel[p].stem, description=fm.get('description', ''), group=group_of(rel[p].name)))
     pages.sort(key=lambda d: (d['file'] != 'index.html', str(rel[d['src']])))
     c = Config()
     c.TagRemovePreprocessor.enabled = True
@@ -268,7 +350,7 @@ def render_site(proc: Path, out: Path, nbs: Path, cfg, execute_globs, timeout: i
         if f.is_file() and f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.css') and not f.name.startswith('.'):
             dest = out/f.relative_to(proc); dest.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, dest)
     (out/'build_report.json').write_text(json.dumps(report, indent=1))
-    failed = [k for k, v in report.items() if v['error']]
+    failed = [k for k, v in report.items() if v['error'] or v['processing_error']]
     if failed and strict: raise SystemExit(f"build_docs: execution failed for {failed}")
     return report
 
@@ -315,17 +397,23 @@ def main(argv=None) -> int:
     p.add_argument('--workers', type=int, default=2, help='notebooks executed at a time')
     p.add_argument('--strict', action='store_true', help='exit non-zero when a notebook fails to execute')
     p.add_argument('--readme-only', action='store_true', help='only render the README notebook to README.md')
+    p.add_argument('--proc-one', nargs=3, metavar=('ROOT', 'SRC', 'DST'), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.proc_one:  # worker: process one notebook
+        err = _proc_one(a.proc_one)
+        if err: print(f"PROC-ERROR {err}", flush=True); return 1
+        return 0
     root = a.root.resolve()
     cfg = nbdev_cfg(root)
     t0 = time.perf_counter()
     if a.readme_only:
-        proc = process_notebooks(root, file_glob=cfg.get('readme_nb', 'index.ipynb'), n_workers=1)
+        proc, failed = process_notebooks(root, file_glob=cfg.get('readme_nb', 'index.ipynb'), n_workers=1)
+        if failed: raise SystemExit(f"build_docs: nbdev could not process the README notebook: {failed}")
         log(f"wrote {render_readme(root, proc, cfg, a.timeout)}"); return 0
-    proc = process_notebooks(root, n_workers=a.workers)
+    proc, proc_failed = process_notebooks(root, n_workers=a.workers)
     out = (a.out or root/'_docs').resolve()
     globs = [] if a.no_execute else (a.execute or ['*'])
-    rep = render_site(proc, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, a.strict)
+    rep = render_site(proc, proc_failed, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, a.strict)
     ok = sum(v['executed'] for v in rep.values())
     log(f"site in {out} ({len(rep)} pages, {ok} executed) in {time.perf_counter() - t0:.0f} s; open {out/'index.html'}")
     return 0
