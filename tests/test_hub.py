@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,13 @@ def test_errors_exit_nonzero_with_one_line(mirror, tmp_path):
     r = cli('--list')  # the Hub, but HF_HUB_OFFLINE=1: refused without touching the network
     assert r.returncode == 1 and 'offline' in r.stderr and '--repo-dir' in r.stderr
     assert r.stderr.strip().count('\n') == 0, r.stderr
+
+
+def test_console_script(mirror):
+    "The installed `flairhub_download` entry point (flairhub_nb.cli:download_main) reaches the same command"
+    exe = Path(sys.executable).parent/'flairhub_download'
+    assert exe.exists(), f"{exe}: console script missing; reinstall the package (pip install -e .)"
+    r = subprocess.run([str(exe), '--list', '--repo-dir', str(mirror), '--year', '195X'], env=ENV, capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert 'D004-195X_AERIAL-RLT_PAN.zip' in r.stdout and '2 zip(s)' in r.stdout  # with GLOBAL_ALL_MTD.zip
