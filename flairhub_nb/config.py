@@ -350,7 +350,7 @@ def model_in_channels(cfg: dict) -> dict[str, int]:
         else: out[m] = len(modality_channels(cfg, m))
     return out
 
-# %% ../nbs/00_config.ipynb #16fbcdab
+# %% ../nbs/00_config.ipynb #cf72ee14
 def _check_enums(cfg, P):
     for path, allowed in ENUMS.items():
         v = _get(cfg, path, '__absent__')
@@ -359,7 +359,7 @@ def _check_enums(cfg, P):
 
 def _check_modality_keys(cfg, P):
     for sec in ('inputs', 'inputs_channels', 'aux_loss', 'modality_dropout'):
-        for k, v in (_get(cfg, f'modalities.{sec}', {}) or {}).items():
+        for k in (_get(cfg, f'modalities.{sec}', {}) or {}):
             if k not in MODALITIES: P.append((f'modalities.{sec}.{k}', f"unknown modality; expected one of {list(MODALITIES)}"))
     for k in (_get(cfg, 'modalities.normalization', {}) or {}):
         mm = re.fullmatch(r'(.+)_(means|stds)', str(k))
@@ -390,7 +390,7 @@ def _check_norm(cfg, P):
             if len(v) != nch[m]: P.append((path, f"{len(v)} value(s) for {nch[m]} selected channel(s) of {m}"))
             if s == 'stds' and any(x <= 0 for x in v): P.append((path, f"standard deviations must be > 0, got {v}"))
 
-# %% ../nbs/00_config.ipynb #a4a02128
+# %% ../nbs/00_config.ipynb #899e2abb
 def _check_classes(cfg, P):
     labels = cfg.get('labels')
     if not isinstance(labels, list) or not labels: P.append(('labels', f"expected a non-empty list of tasks from {list(TASKS)}, got {labels!r}")); return
@@ -400,7 +400,7 @@ def _check_classes(cfg, P):
         if t not in TASKS: P.append((f'labels_configs.{t}', f"unknown task; expected one of {list(TASKS)}")); continue
         if not isinstance(tc, dict): P.append((f'labels_configs.{t}', f"expected a mapping, got {tc!r}")); continue
         K, base = NUM_CLASSES[t], f'labels_configs.{t}'
-        def idx(d, path):
+        def idx(d, path, K=K):
             for k in (d or {}):
                 if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < K: P.append((f'{path}.{k}', f"class index outside 0..{K - 1}"))
         idx(tc.get('value_name'), f'{base}.value_name')
