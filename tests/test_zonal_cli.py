@@ -75,7 +75,7 @@ def test_bad_inputs_exit_1(zone, case):
     d, paths, cfg, _ = zone
     c = json.loads(json.dumps(cfg))
     if case == 'missing':
-        c['modalities']['AERIAL_RGBI']['input_img_path'] = str(d / 'nope.tif'); msg = 'AERIAL_RGBI: input_img_path'
+        c['modalities']['AERIAL_RGBI']['input_img_path'] = str(d / 'nope.tif'); msg = 'nope.tif'
     elif case == 'crs':
         p = write_test_raster(d / 'spot_utm.tif', np.ones((4, 65, 20), np.uint16), 1.6, crs='EPSG:32631')
         c = zonal_config({**paths, 'SPOT_RGBI': p}, ('AERIAL_RGBI', 'SPOT_RGBI'), base=c); msg = 'has CRS'
@@ -83,7 +83,9 @@ def test_bad_inputs_exit_1(zone, case):
         p = write_test_raster(d / 'spot_small.tif', np.ones((4, 30, 20), np.uint16), 1.6, origin=(651000.0, 6861000.0))
         c = zonal_config({**paths, 'SPOT_RGBI': p}, ('AERIAL_RGBI', 'SPOT_RGBI'), base=c); msg = 'do not cover the zone'
     elif case == 'channels':
-        c['modalities']['AERIAL_RGBI']['channels'] = [5, 1, 2]; msg = 'BandCountError'
+        p = write_test_raster(d / 'aerial_3bands.tif', np.ones((3, 500, 150), np.uint8), origin=(651000.0, 6861000.0))
+        c['modalities']['AERIAL_RGBI']['input_img_path'] = str(p)  # channels [4, 1, 2] need 4 bands
+        msg = 'BandCountError: AERIAL_RGBI: ' + str(p) + ' has 3 band(s) but channels [4, 1, 2]'
     elif case == 'weights':
         c['model_weights'] = str(d / 'nope.safetensors'); msg = 'model_weights'
     else:
@@ -93,8 +95,8 @@ def test_bad_inputs_exit_1(zone, case):
     c['output_name'] = f'bad_{case}'
     r = _cli(c, d, f'bad_{case}')
     assert r.returncode == 1, (r.returncode, r.stderr)
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith('flairhub_zonal: error:') and msg in last, r.stderr
+    err = r.stderr[r.stderr.find('flairhub_zonal: error:'):]  # the error, possibly a multi-line list of config problems
+    assert err and msg in err and 'Traceback' not in r.stderr, r.stderr
     assert not list((d / 'out').glob(f'bad_{case}_*.tif'))
 
 
