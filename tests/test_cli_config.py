@@ -1,7 +1,7 @@
 """`flairhub --check` / `flairhub_zonal --check` end to end: the reference's own config files (unchanged) with their
 data files present, many invalid configs (each must fail naming the offending key path), unknown keys (warned),
 overrides (validated), and two real calls of the console scripts."""
-import copy, os, shutil, subprocess, sys
+import copy, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 from flairhub_nb.testing import reference_dir
@@ -174,3 +174,21 @@ def test_console_scripts(layout):
                         '--override', 'output_type=probs'], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert r.returncode == 1, r.stdout
     assert "  output_type: 'probs' is not one of ['argmax', 'class_prob']" in r.stderr.splitlines(), r.stderr
+
+
+@pytest.mark.slow  # a real (tiny) training run: ~15 s CPU, minutes of wall time on a busy 2-core machine
+def test_flairhub_runs_training(tmp_path, capsys):
+    "Without --check, `flairhub` hands the loaded config (overrides applied) to `flairhub_nb.train.cli.run`"
+    from train_common import make_toy, toy_train_config
+    toy = make_toy(tmp_path/'toy', n_train=4, n_val=2, n_test=2, px=32, modalities=('AERIAL_RGBI',))
+    cfg = toy_train_config(toy, tmp_path/'out', modalities=('AERIAL_RGBI',), epochs=3, name='cli')
+    f = tmp_path/'cfg'/'config.yaml'; f.parent.mkdir(); f.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc = flairhub_main(['--config', str(f), '-o', 'epochs=1', 'out_model_name=cli-run'])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    out = tmp_path/'out'/'cli-run'
+    used = yaml.safe_load((out/'used_csv_and_config'/'config.yaml').read_text())
+    assert used['hyperparams']['num_epochs'] == 1 and used['paths']['out_model_name'] == 'cli-run'
+    assert (out/'checkpoints'/'last.ckpt').exists()
+    rep = json.loads(next(out.rglob('metrics.json')).read_text())
+    assert len(rep['classes']) == 15
