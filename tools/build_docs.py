@@ -100,14 +100,22 @@ def process_notebooks(root: Path, file_glob: str = '', n_workers: int = 2) -> tu
     for d in nbs.iterdir():
         if d.is_dir() and not d.name.startswith(('_', '.')): shutil.copytree(d, cache/d.name, ignore=shutil.ignore_patterns('*.ipynb', '.*'))
     srcs = source_notebooks(nbs, file_glob)
-    def run(s: Path) -> str | None:  # a fresh interpreter per notebook, like nbdev's spawned workers
-        r = subprocess.run([sys.executable, __file__, '--proc-one', str(root), str(s), str(cache/s.relative_to(nbs))],
-                           capture_output=True, text=True, check=False)
-        if r.returncode == 0: return None
-        last = [l for l in r.stdout.strip().splitlines() if l.startswith('PROC-ERROR ')]
-        return last[-1][len('PROC-ERROR '):] if last else f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
-    with ThreadPoolExecutor(max(1, n_workers)) as ex:
-        errors = dict(zip((str(s.relative_to(nbs)) for s in srcs), ex.map(run, srcs)))
+    # a few long-lived workers, each processing its share of notebooks in turn (module imports such as torch are
+    # paid once per worker, as with nbdev's process pool); each notebook's error is reported on its own line
+    batches = [srcs[i::max(1, n_workers)] for i in range(max(1, n_workers))]
+    def run(batch: list[Path]) -> dict:
+        if not batch: return {}
+        jobs = json.dumps([[str(s), str(cache/s.relative_to(nbs))] for s in batch])
+        r = subprocess.run([sys.executable, __file__, '--proc-batch', str(root), jobs], capture_output=True, text=True, check=False)
+        res = {}
+        for line in r.stdout.splitlines():
+            if line.startswith('PROC-RESULT '): src, err = json.loads(line[len('PROC-RESULT '):]); res[src] = err
+        for s in batch:  # a worker that died leaves its remaining notebooks without result
+            res.setdefault(str(s), f"worker exited with {r.returncode}: {r.stderr.strip()[-300:]}")
+        return res
+    errors = {}
+    with ThreadPoolExecutor(len(batches)) as ex:
+        for res in ex.map(run, batches): errors.update({str(Path(k).relative_to(nbs)): v for k, v in res.items()})
     failed = {k: v for k, v in errors.items() if v}
     for k, v in failed.items(): log(f"nbdev could not process {k} ({v}); rendering its source without API docs")
     return cache, failed
@@ -311,6 +319,7 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
     pages, report = [], {}
     for p in srcs:
         perr = proc_failed.get(str(rel[p]))
+        if perr is None and not (proc/rel[p]).exists(): perr = 'not processed (added during the build?)'
         nb = unprocessed(p, perr) if perr else nbformat.read(proc/rel[p], as_version=4)
         fm = front_matter(nb)
         notes = [f"API docs not shown: nbdev could not process this notebook ({perr})."] if perr else []
@@ -397,11 +406,12 @@ def main(argv=None) -> int:
     p.add_argument('--workers', type=int, default=2, help='notebooks executed at a time')
     p.add_argument('--strict', action='store_true', help='exit non-zero when a notebook fails to execute')
     p.add_argument('--readme-only', action='store_true', help='only render the README notebook to README.md')
-    p.add_argument('--proc-one', nargs=3, metavar=('ROOT', 'SRC', 'DST'), help=argparse.SUPPRESS)
+    p.add_argument('--proc-batch', nargs=2, metavar=('ROOT', 'JOBS'), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.proc_one:  # worker: process one notebook
-        err = _proc_one(a.proc_one)
-        if err: print(f"PROC-ERROR {err}", flush=True); return 1
+    if a.proc_batch:  # worker: process a list of [src, dst] notebooks
+        wroot, jobs = a.proc_batch
+        for src, dst in json.loads(jobs):
+            print('PROC-RESULT ' + json.dumps([src, _proc_one((wroot, src, dst))]), flush=True)
         return 0
     root = a.root.resolve()
     cfg = nbdev_cfg(root)
