@@ -137,7 +137,7 @@ def unprocessed(src: Path, error: str) -> nbformat.NotebookNode:
             if rest: cells.append(nbformat.v4.new_markdown_cell(rest))
             continue
         cells.append(c)
-    fm['output-file'] = src.with_suffix('.html').name
+    fm['output-file'] = re.sub(r'^\d+_', '', src.stem) + '.html'  # nbdev's page name: no number prefix
     import yaml
     head = nbformat.v4.new_raw_cell('---\n' + yaml.safe_dump(fm) + '---\n')
     nb.cells = [head] + cells
