@@ -419,7 +419,7 @@ def _check_classes(cfg, P):
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= LPIS_LEVELS: P.append((f'{base}.label_channel_nomenclature', f"{n!r} is outside 1..{LPIS_LEVELS}"))
             elif n != 1: P.append((f'{base}.label_channel_nomenclature', f"{n}: only level 1 (23 classes) has a defined nomenclature here"))
 
-# %% ../nbs/00_config.ipynb #bcb48b3c
+# %% ../nbs/00_config.ipynb #a653b0f1
 _PROBS = ('modalities.pre_processings.filter_sentinel2_max_frac_cover', 'hyperparams.warmup_fraction')
 _POSITIVE = ('hyperparams.num_epochs', 'hyperparams.batch_size', 'hardware.num_nodes', 'hardware.gpus_per_node', 'saving.progress_rate')
 _NONNEG = ('hardware.num_workers', 'hyperparams.plateau_patience', 'saving.ckpt_earlystopping_patience',
@@ -439,7 +439,7 @@ def _check_ranges(cfg, P):
         v = _get(cfg, p)
         if v is not None and _num(v) and v < 0: P.append((p, f"{v!r} must be >= 0"))
     lr = _get(cfg, 'hyperparams.learning_rate')
-    if _num(lr) and lr <= 0: P.append(('hyperparams.learning_rate', f"{lr!r} must be > 0"))
+    if _num(lr) and lr < 0: P.append(('hyperparams.learning_rate', f"{lr!r} must be >= 0 (0 freezes the weights)"))
     b = _get(cfg, 'hyperparams.optim_betas')
     if isinstance(b, list) and (len(b) != 2 or not all(_num(x) and 0 <= x < 1 for x in b)):
         P.append(('hyperparams.optim_betas', f"expected two numbers in [0, 1), got {b!r}"))
