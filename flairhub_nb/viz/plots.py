@@ -199,7 +199,7 @@ def read_raw_sample(row: Mapping[str, str], # modality/task key -> file path (on
         out[k] = a
     return out
 
-# %% ../../nbs/50_viz.plots.ipynb #fdbe948b
+# %% ../../nbs/50_viz.plots.ipynb #12f7462d
 def plot_prediction(label, # (H,W) ground-truth class map (or None)
                     pred, # (H,W) predicted class map, or (K,H,W) logits / probabilities
                     task: str='AERIAL_LABEL-COSIA', # task key or suffix
@@ -219,12 +219,12 @@ def plot_prediction(label, # (H,W) ground-truth class map (or None)
     if label is not None: plot_label(label, task, ax=axs[i], legend=False, title='ground truth')
     classes = np.unique(np.concatenate([np.unique(p)] + ([np.unique(as_numpy(label))] if label is not None else []))).astype(int)
     plot_label(p, task, ax=axs[i + (label is not None)], legend=False, title='prediction')
-    axs[i + (label is not None)].legend(handles=legend_handles(task, classes), loc='upper left', bbox_to_anchor=(1.01, 1) if label is None else (2.25, 1), fontsize=7, frameon=False)
+    fig.legend(handles=legend_handles(task, classes), loc='center right', fontsize=7, frameon=False)
     if label is not None:
         err = as_numpy(label) != p
         axs[-1].imshow(err, cmap='Reds', vmin=0, vmax=1, interpolation='nearest'); axs[-1].set_axis_off()
         axs[-1].set_title(f"errors (accuracy {100*(1 - err.mean()):.1f} %)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.5/fig.get_figwidth(), 1))  # room for the legend on the right
     return fig
 
 # %% ../../nbs/50_viz.plots.ipynb #17fa542a
@@ -248,7 +248,7 @@ def class_counts(source, # split CSV path, or an iterable of sample dicts / (H,W
         counts += np.bincount(m, minlength=K)
     return counts
 
-# %% ../../nbs/50_viz.plots.ipynb #193f0688
+# %% ../../nbs/50_viz.plots.ipynb #20856571
 def plot_class_distribution(counts: Mapping[str, np.ndarray]|np.ndarray, # per-class pixel counts, or {split: counts}
                             task: str='AERIAL_LABEL-COSIA', # task key or suffix
                             ax=None, # matplotlib axes; a new figure when None
@@ -266,7 +266,10 @@ def plot_class_distribution(counts: Mapping[str, np.ndarray]|np.ndarray, # per-c
     ax.set_xticks(range(nom.num_classes), nom.names, rotation=90, fontsize=7)
     ax.set_ylabel('share of pixels (%)'); ax.set_title(nom.task)
     if log: ax.set_yscale('log')
-    if n > 1: ax.legend(fontsize=8)
+    if n > 1:  # bars carry the class colours; the splits differ by hatching
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(facecolor='white', edgecolor='0.3', hatch=['', '//', '..', 'xx'][j % 4], label=s)
+                           for j, s in enumerate(counts)], fontsize=8)
     fig.tight_layout()
     return fig
 
