@@ -451,7 +451,7 @@ def _check_ranges(cfg, P):
     if mode is not None and mode not in ('copy_first', 'copy_second', 'copy_third', 'random'):
         P.append(('models.monotemp_model.new_channels_init_mode', f"{mode!r} is not one of ['copy_first', 'copy_second', 'copy_third', 'random']"))
 
-# %% ../nbs/00_config.ipynb #b130eb5c
+# %% ../nbs/00_config.ipynb #878567d5
 def _check_files(cfg, P):
     paths, tasks = cfg.get('paths') or {}, cfg.get('tasks') or {}
     tt = tasks.get('train_tasks') or {}
@@ -461,6 +461,7 @@ def _check_files(cfg, P):
     if any(m in TS_MODALITIES for m in enabled_modalities(cfg)) and (tasks.get('train') or tasks.get('predict')):
         need += [('global_mtd_folder', 'a Sentinel time series')]
     if tt.get('init_weights_only_from_ckpt') or tt.get('resume_training_from_ckpt'): need += [('ckpt_model_path', 'tasks.train_tasks')]
+    elif tasks.get('predict') and not tasks.get('train'): need += [('ckpt_model_path', 'tasks.predict without tasks.train')]
     for k, why in need:
         v = paths.get(k)
         if v in (None, ''): P.append((f'paths.{k}', f"not set, but {why} needs it"))

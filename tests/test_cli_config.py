@@ -87,6 +87,7 @@ TRAIN_CASES = {  # id: (changes {dotted path: value}, key path the error must na
     'val_csv_missing': ({'paths.val_csv': '../toy/missing.csv'}, 'paths.val_csv'),
     'mtd_folder_for_s2': ({'modalities.inputs.SENTINEL2_TS': True}, 'paths.global_mtd_folder'),
     'ckpt_for_init': ({'tasks.train_tasks.init_weights_only_from_ckpt': True}, 'paths.ckpt_model_path'),
+    'ckpt_for_predict_only': ({'tasks.train': False}, 'paths.ckpt_model_path'),
     'test_csv_for_metrics_only': ({'tasks.train': False, 'tasks.predict': False, 'tasks.metrics_only': True, 'paths.test_csv': 'nope.csv'},
                                   'paths.test_csv'),
 }
