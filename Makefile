@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test test-fast test-slow sync-check docs bench lab clean readme lint
+.PHONY: install chromium demo test test-slow sync-check docs bench lab clean readme lint
 
 install: $(STAMP)
 
@@ -20,17 +20,24 @@ $(STAMP): constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+## chromium: headless Chromium for the docs tests (Debian package; installed when missing and running as root)
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then echo "installing Debian's chromium for the docs tests"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	    else echo "error: chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
+
 ## demo: toy data -> papermill training -> zonal inference on the toy zone -> metrics and output paths
 demo: install
 	$(BIN)/python -c "import sys; from flairhub_nb.demo import main; sys.exit(main(['--out', '$(DEMO_OUT)']))"
 
 ## test: the whole default test suite (notebooks + pytest), slow cases excluded
-test: install sync-check
+test: install chromium sync-check
 	$(BIN)/nbdev-test --n-workers 2 --timing
 	$(BIN)/python -m pytest -q -n 2 tests
 
 ## test-slow: the cases flagged `slow` (notebook cells and pytest marks)
-test-slow: install
+test-slow: install chromium
 	$(BIN)/nbdev-test --n-workers 2 --flags slow --timing
 	$(BIN)/python -m pytest -q -m slow tests
 
@@ -48,7 +55,7 @@ readme: install
 	$(BIN)/python tools/build_docs.py --readme-only
 
 ## docs: quarto site when quarto exists, else the offline HTML fallback in _docs/
-docs: install
+docs: install chromium
 	@if command -v quarto >/dev/null; then $(BIN)/nbdev-docs; else $(BIN)/python tools/build_docs.py; fi
 
 bench: install
