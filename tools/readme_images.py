@@ -98,17 +98,18 @@ def zonal_picture(out: Path, demo: Path|None, work: Path, epochs: int) -> Path:
         raise ValueError(f"{label} {lab.shape} {lb} and {pred} {prd.shape} {pb}: label and prediction grids differ")
     fig = plot_prediction(lab[0], prd[0], TASK, image=stretch(img), size=3.2)
     for ax, name in zip(fig.axes, ['aerial input (RGB)', 'toy label', 'zonal prediction']): ax.set_title(name, fontsize=10)
-    for ax in fig.axes:
+    for ax in fig.axes:  # one legend below the panels instead of plot_prediction's own
         if ax.get_legend(): ax.get_legend().remove()
+    for leg in list(fig.legends): leg.remove()
     classes = sorted(set(np.unique(lab).tolist()) | set(np.unique(prd).tolist()))
     fig.legend(handles=legend_handles(TASK, classes), loc='lower center', ncol=min(len(classes), 7), fontsize=8, frameon=False)
     w, h = (pb[2] - pb[0]), (pb[3] - pb[1])
     fig.suptitle(f"Zonal inference of the demo model over a {w:g} m x {h:g} m toy zone ({pred.name})", fontsize=11)
     rows = -(-len(classes) // 7)
     fig.set_size_inches(13, 3.6 + 0.25*rows)
-    fig.tight_layout(rect=(0, 0.07*rows + 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.055*rows + 0.01, 1, 1))
     path = out/'zonal_prediction.png'
-    fig.savefig(path, dpi=110, facecolor='white'); plt.close(fig)
+    fig.savefig(path, dpi=100, facecolor='white'); plt.close(fig)
     from PIL import Image
     save_png(Image.open(path), path)
     step(f"wrote {path} ({path.stat().st_size // 1000} KB)")
