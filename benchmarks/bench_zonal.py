@@ -13,8 +13,9 @@ stitching, part files, merge and COG conversion).
 * Model: `test_convnext-upernet` (timm's 1.0 M-parameter test ConvNeXt + the project's UPerNet head, 19 COSIA
   classes), random weights saved to .safetensors, CPU, `num_worker 0` for both ways.
 * Ours: blend stitching, 512 px tiles, 16 px margins, batch 2, strips of 960 px (memory bounded by the strip, not
-  the zone), bf16 autocast when the CPU has AVX512-BF16/AMX (also measured in fp32: `ours_fp32`).
-* The reference's way: its defaults on the same pipeline: crop-only, 2048 px tiles, 512 px margins, batch 1, fp32.
+  the zone), channels-last, bf16 autocast when the CPU has AVX512-BF16/AMX (also measured in fp32: `ours_fp32`).
+* The reference's way: its defaults on the same pipeline: crop-only, 2048 px tiles, 512 px margins, batch 1, fp32,
+  default (NCHW) memory layout.
 """
 import argparse, json, math, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -23,7 +24,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 WAYS = {
     'ours': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=True),
     'ours_fp32': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=False),
-    'reference': dict(stitching='crop', img_pixels_detection=2048, margin=512, batch_size=1, max_strip_px=1024, cpu_bf16=False),
+    'reference': dict(stitching='crop', img_pixels_detection=2048, margin=512, batch_size=1, max_strip_px=1024, cpu_bf16=False,
+                      channels_last=False),
 }
 
 
