@@ -389,6 +389,9 @@ def render_readme(root: Path, proc: Path, cfg, timeout: int) -> Path:
     body, res = exp.from_notebook_node(nb, resources={'output_files_dir': 'README_files'})
     for fn, data in (res.get('outputs') or {}).items():
         (root/fn).parent.mkdir(parents=True, exist_ok=True); (root/fn).write_bytes(data)
+    # relative links in the notebook are relative to nbs/; the README sits at the project root
+    nbs_rel = Path(cfg.nbs_path).resolve().relative_to(Path(root).resolve()).as_posix()
+    body = re.sub(r'(!?\[[^\]]*\]\()(?![a-z][a-z0-9+.-]*:|/|#|README_files/)([^)\s]+)', lambda m: f"{m.group(1)}{nbs_rel}/{m.group(2)}", body)
     readme = root/'README.md'
     readme.write_text('<!-- generated from nbs/%s by tools/build_docs.py --readme-only; do not edit -->\n\n%s' % (name, body.lstrip()),
                       encoding='utf-8')
