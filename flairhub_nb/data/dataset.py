@@ -172,13 +172,14 @@ def read_split_gpkg(gpkg: str|Path, # `GLOBAL_ALL_MTD_SPLIT.gpkg` (patch_id + sp
     out['patch_id'] = pids
     return out
 
-# %% ../../nbs/12_data.dataset.ipynb #e1247c4d
+# %% ../../nbs/12_data.dataset.ipynb #2cf6b722
 def read_mono(path: str, # GeoTIFF of a mono-temporal modality
               modality: str, # modality key
               st: DataSettings, # data settings
+              reader: Callable=read_patch_geo, # `(path, channels) -> (array, PatchGeo)`: GeoTIFF by default, or a packed store
              ) -> tuple[np.ndarray, PatchGeo]:
     "Read, derive (DEM) and normalise a mono-temporal modality to float32 (C,H,W)"
-    arr, geo = read_patch_geo(path, st.channels.get(modality))
+    arr, geo = reader(path, st.channels.get(modality))
     if modality == 'DEM_ELEV': arr = dem_elevation(arr, st.calc_elevation, st.stack_dsm, name=path)
     means, stds = st.norm_stats.get(modality, (None, None))
     return normalize(arr, st.norm_type, means, stds, name=f"{path} ({modality})", inplace=True), geo
@@ -200,7 +201,7 @@ def check_geometry(geos: dict, # file path -> PatchGeo of one patch's files
                 raise GeometryMismatchError(f"{p}: bounds {g.bounds} do not overlap {g0.bounds} of {p0}")
         raise GeometryMismatchError(f"{p0}: the files of this patch have no common area: {[str(p) for p, _ in items]}")
 
-# %% ../../nbs/12_data.dataset.ipynb #369d0609
+# %% ../../nbs/12_data.dataset.ipynb #a111e9bf
 def read_series(path: str, # the `*_TS` GeoTIFF
                 modality: str, # time-series modality key
                 dates: np.ndarray, # its datetime64[D] acquisition dates, in band order
@@ -208,13 +209,15 @@ def read_series(path: str, # the `*_TS` GeoTIFF
                 mask_path: str|None=None, # the S2 `MSK-SC` file when filtering
                 dates_source: str='the dates GeoPackage', # named in date-count errors
                 empty_fallback: str='least_cloudy', # see `filter_dates`
+                reader: Callable=read_patch_geo, # reads the series file (see `read_mono`)
+                mask_reader: Callable=read_patch_geo, # reads the mask file
                ) -> tuple[np.ndarray, np.ndarray, list]:
     "Read one series as float32 (T,C,H,W) frames and float32 (T,) day offsets (plus the PatchGeos read)"
-    arr, geo = read_patch_geo(path)
+    arr, geo = reader(path, None)
     ts = reshape_series(arr, TS_BANDS_PER_DATE[modality], st.channels.get(modality), len(dates), path, dates_source)
     geos = [(path, geo)]
     if mask_path is not None:
-        m, mgeo = read_patch_geo(mask_path)
+        m, mgeo = mask_reader(mask_path, None)
         mask = reshape_series(m, TS_BANDS_PER_DATE[S2_MASK], None, len(dates), mask_path, dates_source)
         keep = filter_dates(mask, empty_fallback=empty_fallback, **st.filter_args)
         if len(keep) != len(dates): ts, dates = ts[keep], dates[keep]
@@ -224,13 +227,14 @@ def read_series(path: str, # the `*_TS` GeoTIFF
     else: ts, offs = ts.astype(np.float32, copy=False), day_offsets(dates, st.ref_date).astype(np.float32)
     return np.ascontiguousarray(ts), offs, geos
 
-# %% ../../nbs/12_data.dataset.ipynb #37b83316
+# %% ../../nbs/12_data.dataset.ipynb #8fac2d39
 def read_label(path: str, # label GeoTIFF
                band: int, # 1-based band (LPIS nomenclature level)
                n_classes: int, # number of classes of the task
+               reader: Callable=read_patch_geo, # reads the file (see `read_mono`)
               ) -> tuple[np.ndarray, PatchGeo]:
     "Read a label band as an int64 (H,W) class map, checking its values"
-    arr, geo = read_patch_geo(path, [band])
+    arr, geo = reader(path, [band])
     lab = arr[0]
     vmax, vmin = lab.max(), lab.min()
     if vmax >= n_classes or vmin < 0:
@@ -289,7 +293,7 @@ def _load_cfg(cfg):
         import yaml
         return yaml.safe_load(Path(cfg).read_text())
 
-# %% ../../nbs/12_data.dataset.ipynb #a536e08e
+# %% ../../nbs/12_data.dataset.ipynb #fd710613
 class FlairHubDataset(Dataset):
     "FLAIR-HUB patches of one split, read as the reference reads them"
     def __init__(self, cfg: dict|str|Path, # training-style config (dict or YAML path)
@@ -301,6 +305,7 @@ class FlairHubDataset(Dataset):
                  data_root: str|Path|None=None, # layout root for `split_gpkg` (default: its folder's parent)
                  empty_fallback: str|None=None, # S2 series emptied by filtering (see `filter_dates`); None: config key `filter_sentinel2_empty_fallback`, else 'least_cloudy'
                  check_geometry: bool=True, # check that the files of a patch share CRS and overlap
+                 packed: str|Path|None=None, # folder written by `flairhub_nb.data.pack.pack_dataset`: read its arrays instead of the GeoTIFFs
                 ):
         self.cfg = _load_cfg(cfg)
         self.st = DataSettings.from_config(self.cfg)
@@ -325,11 +330,18 @@ class FlairHubDataset(Dataset):
                 self.split = str(split)
             else: csv, self.split = _find(split, [base, Path.cwd()]), Path(split).stem
             self.source = csv
-            self.index = read_split_csv(csv, self.st.columns)
+            if packed is None: self.index = read_split_csv(csv, self.st.columns)
             cands = [base, csv.parent, Path.cwd()]
-        self.dates, self.date_ids = {}, {}
+        self.dates, self.date_ids, self.packed = {}, {}, None
         ts_mods = [m for m in self.st.modalities if m in TS_MODALITIES]
-        if ts_mods:
+        if packed is not None:
+            if split_gpkg is not None: raise ValueError("packed: give the split CSVs (config paths), not split_gpkg")
+            from flairhub_nb.data.pack import PackedSplit
+            self.packed = PackedSplit(packed, self.split, csv)
+            self.index = self.packed.index(self.st.columns)
+            for m in ts_mods: self.dates[m] = self.packed.dates(m)
+            for m in ts_mods: self.date_ids[m] = _pack([patch_id_from_path(p) for p in self.index[m]])
+        elif ts_mods:
             mtd = paths.get('global_mtd_folder')
             if not mtd: raise KeyError("paths.global_mtd_folder is not set but time series are enabled")
             mtd = _find(mtd, cands)
@@ -350,7 +362,7 @@ class FlairHubDataset(Dataset):
     @property
     def patch_ids(self) -> list: return [p.decode() for p in self.index['patch_id']]
 
-# %% ../../nbs/12_data.dataset.ipynb #a852e430
+# %% ../../nbs/12_data.dataset.ipynb #8d5b76df
 _GDAL_ENV = FAST_READ_ENV
 
 @torch.no_grad()
@@ -358,20 +370,22 @@ def _getitem(self: FlairHubDataset, i: int) -> dict:
     "Read patch `i` as the sample dict (modalities, `*_DATES`, int64 label maps, `patch_id`, `ID_<TASK>`)"
     st, row = self.st, self.paths(i)
     sample, geos = {'patch_id': row['patch_id']}, {}
+    rd = (lambda c: read_patch_geo) if self.packed is None else (lambda c: self.packed.reader(c, i))
     with rasterio.Env(**_GDAL_ENV):
         for t in st.tasks: sample[f'ID_{t}'] = row[t]
         for m in st.modalities:
             if m in MONO_MODALITIES:
-                arr, geos[row[m]] = read_mono(row[m], m, st)
+                arr, geos[row[m]] = read_mono(row[m], m, st, rd(m))
                 sample[m] = torch.from_numpy(arr)
             else:
                 mask = row[S2_MASK] if (m == 'SENTINEL2_TS' and st.filter_s2) else None
                 dates = self.dates[m][self.date_ids[m][i].decode()]
-                ts, offs, gs = read_series(row[m], m, dates, st, mask, self.dates[m].source, self.empty_fallback)
+                ts, offs, gs = read_series(row[m], m, dates, st, mask, self.dates[m].source, self.empty_fallback,
+                                         rd(m), rd(S2_MASK))
                 sample[m], sample[DATES_KEY[m]] = torch.from_numpy(ts), torch.from_numpy(offs)
                 geos.update(gs)
         for t, (band, k) in st.tasks.items():
-            lab, geos[row[t]] = read_label(row[t], band, k)
+            lab, geos[row[t]] = read_label(row[t], band, k, rd(t))
             sample[t] = torch.from_numpy(lab)
     if self.check_geometry and len(geos) > 1: check_geometry(geos)
     return self.augment(sample) if self.augment is not None else sample
