@@ -12,6 +12,9 @@ GeoPackages (geopandas + iterrows), filters S2 dates one by one, and collates wi
 
   python benchmarks/bench_data.py                         # 250 x 512 px toy set in /tmp/flairhub_toy_bench
   python benchmarks/bench_data.py --root DIR --n 64 --workers 0 2 --batch 4
+A third loader, `flairhub_nb packed`, reads the same train split from a pack written once by
+flairhub_nb.data.pack.pack_dataset (uncompressed memmaps; --pack DIR, default <root>_pack; its packing time is printed
+separately, and a current pack is reused).
 Prints samples/s per loader and worker count, and the speed-up.
 """
 import argparse
@@ -168,6 +171,8 @@ def main(argv=None):
     p.add_argument('--batch', type=int, default=4)
     p.add_argument('--workers', type=int, nargs='+', default=[0, 2])
     p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--pack', default=None, help='pack folder for the packed loader (default: <root>_pack)')
+    p.add_argument('--no-packed', action='store_true', help='leave out the packed loader')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -177,6 +182,19 @@ def main(argv=None):
     cfg = toy.config(modalities=TOY_MODALITIES, tasks=TOY_LABELS)
     t0 = time.perf_counter(); ours = FlairHubDataset(cfg, 'train'); t_ours = time.perf_counter() - t0
     t0 = time.perf_counter(); ref = ReferenceStyleDataset(cfg, cfg['paths']['train_csv']); t_ref = time.perf_counter() - t0
+    packed = None
+    if not a.no_packed:
+        from flairhub_nb.data.pack import pack_dataset
+        pdir = a.pack or a.root.rstrip('/') + '_pack'
+        existed = os.path.exists(pdir)
+        t0 = time.perf_counter(); pack_dataset(cfg, pdir, splits=('train',), progress=False); t_pack = time.perf_counter() - t0
+        sz = sum(f.stat().st_size for f in __import__('pathlib').Path(pdir).rglob('*') if f.is_file()) / 2**30
+        print(f"pack: {pdir} ({sz:.2f} GiB, train split, {len(ours)} patches) "
+              + (f"reused (checked in {t_pack:.1f} s)" if existed else f"written in {t_pack:.1f} s ({len(ours) / t_pack:.1f} patches/s)"))
+        packed = FlairHubDataset(cfg, 'train', packed=pdir)
+        s_p, s_g = packed[0], ours[0]
+        for k, v in s_g.items():  # identical samples
+            assert (torch.equal(v, s_p[k]) if isinstance(v, torch.Tensor) else v == s_p[k]), k
     s_o, s_r = ours[0], ref[0]
     for k in ('AERIAL_RGBI', 'DEM_ELEV', 'SPOT_RGBI', 'SENTINEL2_TS', 'SENTINEL2_DATES'):  # same data
         assert torch.allclose(s_o[k], s_r[k], atol=1e-4), k
@@ -186,12 +204,14 @@ def main(argv=None):
           f"init: ours {t_ours:.2f} s, reference-style {t_ref:.2f} s")
     print("\n| loader | workers | samples/s | speed-up | main-process CPU ms/sample |\n|---|---|---|---|---|")
     for w in a.workers:
-        res = compare({'reference-style': make_loader(ref, ref_pad_collate, w, a.batch, a.n),
-                       'flairhub_nb': make_loader(ours, pad_collate, w, a.batch, a.n)}, a.repeats)
+        loaders = {'reference-style': make_loader(ref, ref_pad_collate, w, a.batch, a.n),
+                   'flairhub_nb': make_loader(ours, pad_collate, w, a.batch, a.n)}
+        if packed is not None: loaders['flairhub_nb packed'] = make_loader(packed, pad_collate, w, a.batch, a.n)
+        res = compare(loaders, a.repeats)
         base = res['reference-style'][0]
         for k, (r, c) in res.items(): print(f"| {k} | {w} | {r:.1f} | {r / base:.1f}x | {c:.0f} |")
     print(f"\n{os.cpu_count()} CPU cores, batch {a.batch}, {min(a.n, len(ours))} samples per pass, best of {a.repeats} interleaved passes after a warm-up pass; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f} (1 min) / {os.getloadavg()[1]:.1f} (5 min)")
 
 
 if __name__ == '__main__':
