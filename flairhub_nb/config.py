@@ -517,11 +517,11 @@ def dump_config(cfg: dict, # config to write
     tmp.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)); os.replace(tmp, path)
     return path
 
-# %% ../nbs/00_config.ipynb #7871fd46
+# %% ../nbs/00_config.ipynb #7de9de48
 ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversion=True, use_gpu=True, batch_size=1,
                       num_worker=0, img_pixels_detection=2048, margin=512, output_px_meters=0.2,
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
-                      stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False)
+                      stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True)
 ZONAL_REQUIRED = ('output_path', 'output_name', 'model_weights', 'modalities', 'tasks')
 _ZONAL_BLOCK = {'input_img_path', 'channels', 'normalization', 'calc_elevation', 'calc_elevation_stack_dsm', 'dates_txt',
                 'filter_clouds', 'filter_clouds_img_path', 'temporal_average', 'average_period'}
@@ -588,7 +588,7 @@ def load_zonal_config(src: str|Path|dict, # YAML file or dict
     if isinstance(src, dict): raw, base = copy.deepcopy(src), None
     else: raw, base = read_yaml_config(src)
     for k, v in (overrides or {}).items(): set_path(raw, k, _parse(v))
-    known = set(ZONAL_DEFAULTS) | set(ZONAL_REQUIRED) | {'output_px_meters'}
+    known = set(ZONAL_DEFAULTS) | set(ZONAL_REQUIRED) | {'output_px_meters', 'rank', 'world_size'}  # rank/world_size: else torchrun's env
     for k in raw:
         if k not in known: warnings.warn(f"unknown config key {k} (ignored; check its spelling)", ConfigWarning, stacklevel=2)
     cfg = {**copy.deepcopy(ZONAL_DEFAULTS), **raw}
