@@ -293,7 +293,7 @@ def _load_cfg(cfg):
         import yaml
         return yaml.safe_load(Path(cfg).read_text())
 
-# %% ../../nbs/12_data.dataset.ipynb #fd710613
+# %% ../../nbs/12_data.dataset.ipynb #079fa563
 class FlairHubDataset(Dataset):
     "FLAIR-HUB patches of one split, read as the reference reads them"
     def __init__(self, cfg: dict|str|Path, # training-style config (dict or YAML path)
@@ -341,6 +341,7 @@ class FlairHubDataset(Dataset):
             self.index = self.packed.index(self.st.columns)
             for m in ts_mods: self.dates[m] = self.packed.dates(m)
             for m in ts_mods: self.date_ids[m] = _pack([patch_id_from_path(p) for p in self.index[m]])
+            self.packed.release()
         elif ts_mods:
             mtd = paths.get('global_mtd_folder')
             if not mtd: raise KeyError("paths.global_mtd_folder is not set but time series are enabled")

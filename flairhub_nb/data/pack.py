@@ -150,7 +150,7 @@ def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `pa
         shutil.rmtree(tmp, ignore_errors=True); raise
     return out_dir
 
-# %% ../../nbs/14_data.pack.ipynb #51e66d84
+# %% ../../nbs/14_data.pack.ipynb #18f8a5f9
 class PackedSplit:
     "Read access to one split of a pack; memmaps open lazily, once per process (safe with DataLoader workers)"
     def __init__(self, pack_dir: str|Path, # folder written by `pack_dataset`
@@ -185,11 +185,13 @@ class PackedSplit:
             self._arrays[col] = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r') for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
         return self._arrays[col]
 
-    def read(self, col: str, i: int, channels: Sequence[int]|None=None) -> tuple[np.ndarray, PatchGeo]:
+    def read(self, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
+             name: str|None=None, # the original file, named in errors
+            ) -> tuple[np.ndarray, PatchGeo]:
         "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
         mm, offs, crs, bounds, _ = self._col(col)
         a, b = int(offs[i]), int(offs[i + 1])
-        idx = _check_channels(self.meta['paths'][col][i], channels, b - a)
+        idx = _check_channels(name or f"{self.dir}/{self.split}/{col}[{i}]", channels, b - a)
         arr = np.array(mm[a:b]) if idx is None else mm[[a + c - 1 for c in idx]]
         k = (col, int(crs[i]))
         if k not in self._crs:
@@ -199,7 +201,12 @@ class PackedSplit:
 
     def reader(self, col: str, i: int) -> Callable:
         "A `(path, channels) -> (array, PatchGeo)` reader of patch `i` in `col`, for `read_mono` & co."
-        return lambda path, channels=None: self.read(col, i, channels)
+        return lambda path, channels=None: self.read(col, i, channels, path)
+
+    def release(self) -> None:
+        "Drop the manifest's path and date lists once taken (they would be copied into every worker)"
+        self.meta = {k: v for k, v in self.meta.items() if k not in ('paths', 'patch_id')}
+        self.dates_raw = {}
 
     def transform(self, col: str, i: int) -> rasterio.Affine:
         "Affine transform of patch `i`'s `col` file (to georeference predictions)"
