@@ -595,7 +595,7 @@ def _write_patch(job: dict) -> dict:
     return {'patch_id': pid, 'dates': {m: [str(x).replace('-', '') for x in v] for m, v in dates.items()},
                 'bounds': (x0, ytop - PATCH_M, x0 + PATCH_M, ytop), 'stats': stats}
 
-# %% ../../nbs/13_data.toy.ipynb #bece6cb7
+# %% ../../nbs/13_data.toy.ipynb #40d55d96
 def _run_jobs(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
     "Map `fn` over jobs in order, in `workers` processes (0: here), with a progress bar"
     from tqdm.auto import tqdm
@@ -615,12 +615,9 @@ def _write_gpkg(path: Path, records: list, layer: str) -> None:
     from shapely.geometry import box
     gdf = gpd.GeoDataFrame([{k: v for k, v in r.items() if k != 'bounds'} for r in records],
                            geometry=[box(*r['bounds']) for r in records], crs='EPSG:2154')
-    tmp = path.with_name(path.name + '.part')
+    tmp = path.with_name(path.stem + '.part' + path.suffix)  # keeps the .gpkg extension GDAL expects
     if tmp.exists(): tmp.unlink()
-    import warnings
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*extension should be.*')
-        gdf.to_file(tmp, driver='GPKG', layer=layer, engine='pyogrio')
+    gdf.to_file(tmp, driver='GPKG', layer=layer, engine='pyogrio')
     os.replace(tmp, path)
 
 def _write_text(path: Path, text: str) -> None:
