@@ -42,13 +42,13 @@ def export_weights(ckpt: Path, # Lightning checkpoint written by our own trainin
     save_file(sd, str(tmp)); os.replace(tmp, dest)
     return dest
 
-# %% ../nbs/70_demo.ipynb #8d50b2be
+# %% ../nbs/70_demo.ipynb #88aaebdb
 def _step(msg: str): print(f"\n=== {msg}", flush=True)
 
 def run_demo(out: str|Path='demo_out', # output folder (created)
              modalities: tuple=('AERIAL_RGBI', 'SENTINEL2_TS'), # inputs of the model
-             epochs: int=12, # training epochs
-             n_train: int=48, n_val: int=12, n_test: int=12, # toy patches per split
+             epochs: int=20, # training epochs
+             n_train: int=96, n_val: int=16, n_test: int=24, # toy patches per split
              patch_px: int=64, # toy aerial patch size (1.6 m pixels at 64 px)
              zone_size_m: float=1024.0, # side of the toy zone
              seed: int=2025, # training seed
@@ -80,7 +80,7 @@ def run_demo(out: str|Path='demo_out', # output folder (created)
     _report(res)
     return res
 
-# %% ../nbs/70_demo.ipynb #c663e771
+# %% ../nbs/70_demo.ipynb #59d665b9
 def _report(res: dict):
     _step(f"done in {res['seconds']:.0f} s")
     for task, m in res['metrics'].items():
@@ -94,7 +94,7 @@ def _report(res: dict):
 def main(argv: list|None=None) -> int:
     "`python -m flairhub_nb.demo`: the `make demo` job"
     p = argparse.ArgumentParser(prog='flairhub_nb.demo', description=run_demo.__doc__)
-    p.add_argument('--out', default='demo_out'); p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--out', default='demo_out'); p.add_argument('--epochs', type=int, default=20)
     p.add_argument('--zone-size-m', type=float, default=1024.0)
     a = p.parse_args(argv)
     try: run_demo(a.out, epochs=a.epochs, zone_size_m=a.zone_size_m)
