@@ -46,15 +46,12 @@ from flairhub_nb.data.sentinel import (
 )
 
 # %% auto #0
-__all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'TASKS', 'S2_MASK', 'ALL_CHANNELS_MODALITIES', 'DataSettings',
-           'read_split_csv', 'read_split_gpkg', 'read_mono', 'check_geometry', 'read_series', 'read_label', 'apply_d4',
-           'D4Augment', 'FlairHubDataset', 'pad_collate', 'get_input_img_sizes']
+__all__ = ['S2_MASK', 'ALL_CHANNELS_MODALITIES', 'DataSettings', 'read_split_csv', 'read_split_gpkg', 'read_mono',
+           'check_geometry', 'read_series', 'read_label', 'apply_d4', 'D4Augment', 'FlairHubDataset', 'pad_collate',
+           'get_input_img_sizes']
 
-# %% ../../nbs/12_data.dataset.ipynb #c1ca5edf
-MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
-TS_MODALITIES = ('SENTINEL2_TS', 'SENTINEL1-ASC_TS', 'SENTINEL1-DESC_TS')
-MODALITIES = MONO_MODALITIES + TS_MODALITIES
-TASKS = ('AERIAL_LABEL-COSIA', 'ALL_LABEL-LPIS')
+# %% ../../nbs/12_data.dataset.ipynb #5440cc28
+from ..config import MONO_MODALITIES, TS_MODALITIES, MODALITIES, TASKS  # one definition, in config
 S2_MASK = 'SENTINEL2_MSK-SC'
 ALL_CHANNELS_MODALITIES = ('AERIAL-RLT_PAN', 'DEM_ELEV')  # the reference reads every band of these
 

@@ -13,13 +13,12 @@ from .monotemp import MONO_MODALITIES, MonoTempEncoder, UPerNetHead, split_arch
 from .utae import utae_from_config
 
 # %% auto #0
-__all__ = ['TS_MODALITIES', 'MODALITIES', 'DEFAULT_IMG_SIZES', 'dates_key', 'active_modalities', 'modality_channels',
-           'task_classes', 'FusionHandler', 'FlairHubModel', 'resize', 'encode', 'draw_dropped', 'apply_dropout',
-           'fuse', 'aux_logits', 'task_logits', 'forward', 'param_counts']
+__all__ = ['DEFAULT_IMG_SIZES', 'dates_key', 'active_modalities', 'modality_channels', 'task_classes', 'FusionHandler',
+           'FlairHubModel', 'resize', 'encode', 'draw_dropped', 'apply_dropout', 'fuse', 'aux_logits', 'task_logits',
+           'forward', 'param_counts']
 
-# %% ../../nbs/22_models.fusion.ipynb #18249ef1
-TS_MODALITIES = ('SENTINEL2_TS', 'SENTINEL1-ASC_TS', 'SENTINEL1-DESC_TS')
-MODALITIES = MONO_MODALITIES + TS_MODALITIES
+# %% ../../nbs/22_models.fusion.ipynb #0b6ebe32
+from ..config import TS_MODALITIES, MODALITIES  # one definition, in config
 DEFAULT_IMG_SIZES = {'AERIAL_RGBI': 512, 'AERIAL-RLT_PAN': 256, 'DEM_ELEV': 512, 'SPOT_RGBI': 64,
                      'SENTINEL2_TS': 10, 'SENTINEL1-ASC_TS': 10, 'SENTINEL1-DESC_TS': 10}
 

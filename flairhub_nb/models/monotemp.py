@@ -13,12 +13,12 @@ from torch import nn
 import timm
 
 # %% auto #0
-__all__ = ['MONO_MODALITIES', 'DECODERS', 'INIT_MODES', 'split_arch', 'smp_encoder_names', 'timm_accepts_img_size',
-           'resolve_encoder', 'TimmFeatureEncoder', 'adapt_input_kernel', 'load_pretrained_encoder', 'MonoTempEncoder',
-           'conv_bn_relu', 'PSPModule', 'FPNBlock', 'UPerNetDecoder', 'SegModel', 'UPerNetHead']
+__all__ = ['DECODERS', 'INIT_MODES', 'split_arch', 'smp_encoder_names', 'timm_accepts_img_size', 'resolve_encoder',
+           'TimmFeatureEncoder', 'adapt_input_kernel', 'load_pretrained_encoder', 'MonoTempEncoder', 'conv_bn_relu',
+           'PSPModule', 'FPNBlock', 'UPerNetDecoder', 'SegModel', 'UPerNetHead']
 
-# %% ../../nbs/20_models.monotemp.ipynb #94e8857c
-MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
+# %% ../../nbs/20_models.monotemp.ipynb #8c69aad4
+from ..config import MONO_MODALITIES  # one definition, in config
 DECODERS = ('upernet',)
 
 def split_arch(arch: str, # `"<encoder>-<decoder>"`, e.g. 'swin_base_patch4_window12_384-upernet'

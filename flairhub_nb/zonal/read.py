@@ -19,11 +19,11 @@ from ..data.sentinel import (DATES_KEY, day_offsets, reshape_series, filter_date
 from .plan import TilingPlan, Tile, write_test_raster
 
 # %% auto #0
-__all__ = ['TS_MODALITIES', 'DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_txt', 'read_window', 'ZoneReader',
-           'make_test_zone', 'zonal_config', 'ZoneTileDataset', 'zonal_collate']
+__all__ = ['DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_txt', 'read_window', 'ZoneReader', 'make_test_zone',
+           'zonal_config', 'ZoneTileDataset', 'zonal_collate']
 
-# %% ../../nbs/41_zonal.read.ipynb #ebd996af
-TS_MODALITIES = ('SENTINEL2_TS', 'SENTINEL1-ASC_TS', 'SENTINEL1-DESC_TS')
+# %% ../../nbs/41_zonal.read.ipynb #f97bba8b
+from ..config import TS_MODALITIES  # one definition, in config
 DEM_DEFAULT_STATS = ([311.06, 311.06], [537.55, 537.55])
 
 @dataclass
