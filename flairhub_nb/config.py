@@ -8,17 +8,19 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/config.html.md"""
 # %% ../nbs/00_config.ipynb #2fe5e1a1
 from __future__ import annotations
 import copy, os, re, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 import yaml
 
 # %% auto #0
 __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM_CLASSES', 'TASKS', 'LPIS_LEVELS', 'ENUMS',
-           'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS', 'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'default_config',
-           'ConfigError', 'ConfigWarning', 'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path',
-           'apply_overrides', 'resolve_path', 'check_types', 'enabled_modalities', 'task_num_classes',
-           'modality_channels', 'model_in_channels', 'validate_config', 'load_config', 'dump_config',
-           'load_zonal_config', 'flatten', 'config_table', 'format_config', 'ConfigView']
+           'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS', 'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'S2_MASK',
+           'ALL_CHANNELS_MODALITIES', 'default_config', 'ConfigError', 'ConfigWarning', 'read_yaml_config',
+           'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides', 'resolve_path', 'check_types',
+           'enabled_modalities', 'task_num_classes', 'modality_channels', 'model_in_channels', 'validate_config',
+           'load_config', 'dump_config', 'load_zonal_config', 'flatten', 'config_table', 'format_config', 'ConfigView',
+           'resolve_config', 'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -648,3 +650,134 @@ class ConfigView:
     def _repr_markdown_(self) -> str:
         rows = [f"| {'**' + _md(r.key) + '**' if r.changed else _md(r.key)} | {_md(r.value)} | {_md(r.default)} |" for r in self.table().itertuples()]
         return '\n'.join(['| key | value | default |', '|---|---|---|', *rows])
+
+# %% ../nbs/00_config.ipynb #fde01b43
+def resolve_config(cfg: str|Path|dict, # YAML file, folder, or a (possibly partial) training-style dict
+                  ) -> dict:
+    "A validated training config (defaults merged) from anything `load_config` takes; data files are not checked"
+    return load_config(cfg, check_files=False)
+
+@dataclass(frozen=True)
+class TaskSpec:
+    "One supervised task: its classes, loss weights and label band"
+    name: str # task key, e.g. 'AERIAL_LABEL-COSIA'
+    class_names: tuple # K class names, index order
+    class_weights: tuple # K loss weights (`default` with `default_exceptions` applied)
+    modality_weights: dict # {modality: K weights} with that modality's `per_modality_exceptions` applied
+    task_weight: float # weight of this task's loss in the total
+    band: int=1 # 1-based band of the label file (LPIS: the nomenclature level)
+    @property
+    def num_classes(self) -> int: return len(self.class_names)
+    @property
+    def scored(self) -> list[int]:
+        "Classes that count in the metrics: those with a non-zero default weight"
+        return [i for i, w in enumerate(self.class_weights) if w != 0]
+
+# %% ../nbs/00_config.ipynb #35ef7123
+def _weights(tc: dict, K: int, modality: str|None=None) -> tuple:
+    vw = tc.get('value_weights') or {}
+    w = [vw.get('default', 1)] * K
+    exc = dict(vw.get('default_exceptions') or {})
+    if modality is not None: exc.update((vw.get('per_modality_exceptions') or {}).get(modality) or {})
+    for i, v in exc.items(): w[int(i)] = v
+    return tuple(w)
+
+def task_spec(cfg: dict, # resolved training config
+              task: str, # a key of `labels`
+             ) -> TaskSpec:
+    "The `TaskSpec` of `task`"
+    tc = cfg['labels_configs'][task]
+    names = tc['value_name']
+    K = len(names)
+    mods = [m for m, on in cfg['modalities']['inputs'].items() if on]  # config order, as the reference's metrics.json
+    return TaskSpec(task, tuple(names[i] for i in range(K)), _weights(tc, K),
+                    {m: _weights(tc, K, m) for m in mods}, float(tc.get('task_weight', 1)),
+                    int(tc.get('label_channel_nomenclature', 1)) if task == 'ALL_LABEL-LPIS' else 1)
+
+# %% ../nbs/00_config.ipynb #31923327
+@dataclass(frozen=True)
+class ModelSpec:
+    "What builds and trains a model: modalities in fusion order, channels, tasks, auxiliary heads, architecture"
+    modalities: tuple # enabled modalities, mono-temporal first, in `MODALITIES` order
+    in_channels: dict # {modality: channels the model sees}
+    bands: dict # {modality: 1-based file bands read}
+    tasks: dict # {task: TaskSpec}, in `labels` order
+    aux_modalities: tuple # modalities with an auxiliary head, fusion order
+    aux_weight: dict # {aux modality: weight of its loss}
+    modality_dropout: dict # {modality: drop probability}
+    arch: str # '<encoder>-<decoder>'
+    new_channels_init_mode: str # how pretrained weights fill channels beyond 3
+    multitemp: dict # U-TAE hyper-parameters (`models.multitemp_model`)
+    @property
+    def mono(self) -> list[str]: return [m for m in self.modalities if m in MONO_MODALITIES]
+    @property
+    def ts(self) -> list[str]: return [m for m in self.modalities if m in TS_MODALITIES]
+    @property
+    def num_classes(self) -> dict[str, int]: return {t: s.num_classes for t, s in self.tasks.items()}
+
+# %% ../nbs/00_config.ipynb #39fc205c
+def model_spec(cfg: str|Path|dict, # resolved config, or anything `resolve_config` takes
+               resolved: bool=False, # `cfg` came from `load_config` already: skip resolving it again
+              ) -> ModelSpec:
+    "The `ModelSpec` of a training config"
+    if isinstance(cfg, ModelSpec): return cfg
+    cfg = cfg if resolved else resolve_config(cfg)
+    mods, m = enabled_modalities(cfg), cfg['modalities']
+    aux = [x for x in mods if (m.get('aux_loss') or {}).get(x)]
+    aw = m.get('aux_loss_weight', 1.5)
+    mc = cfg['models']
+    return ModelSpec(tuple(mods), model_in_channels(cfg), {x: tuple(modality_channels(cfg, x)) for x in mods},
+                     {t: task_spec(cfg, t) for t in cfg['labels']}, tuple(aux),
+                     {x: float(aw.get(x, 1.5) if isinstance(aw, dict) else aw) for x in aux},
+                     {x: float((m.get('modality_dropout') or {}).get(x) or 0) for x in mods},
+                     mc['monotemp_model']['arch'], mc['monotemp_model'].get('new_channels_init_mode', 'random'),
+                     copy.deepcopy(mc['multitemp_model']))
+
+# %% ../nbs/00_config.ipynb #a508e010
+S2_MASK = 'SENTINEL2_MSK-SC'  # the cloud/snow mask column that goes with SENTINEL2_TS
+ALL_CHANNELS_MODALITIES = ('AERIAL-RLT_PAN', 'DEM_ELEV')  # the reference reads every band of these
+
+@dataclass(frozen=True)
+class DataSettings:
+    "What the dataset reads and how it preprocesses it"
+    modalities: tuple # enabled modalities, mono first then time series
+    channels: dict # {modality: 1-based bands, or None for all}
+    norm_type: str # custom / scaling / without
+    norm_stats: dict # {mono modality: (means, stds)} for `custom`
+    filter_s2: bool # drop cloudy/snowy Sentinel-2 dates
+    filter_args: dict # max_cloud, max_snow, max_frac_cover
+    empty_fallback: str # what an all-cloudy series keeps
+    averaging: dict # {time series: False | 'monthly' | 'semi-monthly'}
+    calc_elevation: bool # DEM as DSM - DTM
+    stack_dsm: bool # ... under the DSM
+    ref_date: str # 'MM-DD' the day offsets count from
+    tasks: dict # {task: (1-based label band, number of classes)}
+    use_augmentation: bool # D4 augmentation on the training split
+    @property
+    def columns(self) -> list:
+        "Index columns (modality folder tokens) the dataset reads"
+        cols = list(self.modalities)
+        if 'SENTINEL2_TS' in self.modalities and self.filter_s2: cols.append(S2_MASK)
+        return cols + list(self.tasks)
+
+# %% ../nbs/00_config.ipynb #c658984c
+_AVG_KEYS = {'SENTINEL2_TS': 'temporal_average_sentinel2', 'SENTINEL1-ASC_TS': 'temporal_average_sentinel1',
+             'SENTINEL1-DESC_TS': 'temporal_average_sentinel1'}
+
+def data_settings(cfg: str|Path|dict, # resolved config, or anything `resolve_config` takes
+                  resolved: bool=False, # `cfg` came from `load_config` already
+                 ) -> DataSettings:
+    "The `DataSettings` of a training config"
+    if isinstance(cfg, DataSettings): return cfg
+    cfg = cfg if resolved else resolve_config(cfg)
+    spec, m = model_spec(cfg, resolved=True), cfg['modalities']
+    pre, norm = m['pre_processings'], m['normalization']
+    chans = {x: None if x in ALL_CHANNELS_MODALITIES else list(spec.bands[x]) for x in spec.modalities}
+    stats = {x: (list(norm[f'{x}_means']), list(norm[f'{x}_stds'])) for x in spec.mono} if norm['norm_type'] == 'custom' else {}
+    return DataSettings(spec.modalities, chans, norm['norm_type'], stats, bool(pre['filter_sentinel2']),
+                        {'max_cloud': pre['filter_sentinel2_max_cloud'], 'max_snow': pre['filter_sentinel2_max_snow'],
+                         'max_frac_cover': pre['filter_sentinel2_max_frac_cover']},
+                        pre['filter_sentinel2_empty_fallback'], {x: pre[_AVG_KEYS[x]] or False for x in spec.ts},
+                        bool(pre['calc_elevation']), bool(pre['calc_elevation_stack_dsm']),
+                        str(cfg['models']['multitemp_model']['ref_date']),
+                        {t: (s.band, s.num_classes) for t, s in spec.tasks.items()}, bool(pre['use_augmentation']))

@@ -22,16 +22,13 @@ def repo_root() -> Path:
     raise FileNotFoundError("no flairhub_nb checkout (pyproject.toml + nbs/) above this file or the working directory")
 
 def reference_dir() -> Path:
-    "Folder of the reference fixtures: `$FLAIRHUB_REFERENCE`, else `<repo>/../shared/reference`, else `<repo>/shared/reference`"
+    "Folder of the reference fixtures: `$FLAIRHUB_REFERENCE` when set, else `<repo>/tests/fixtures/reference`"
     env = os.environ.get('FLAIRHUB_REFERENCE')
-    cands = [Path(env)] if env else []
-    try:
-        root = repo_root()
-        cands += [root.parent/'shared'/'reference', root/'shared'/'reference']
-    except FileNotFoundError: pass
-    for c in cands:
-        if (c/'BEHAVIOUR.md').exists() or (c/'README.md').exists(): return c
-    raise FileNotFoundError(f"reference fixtures not found; looked in {[str(c) for c in cands]} (set FLAIRHUB_REFERENCE)")
+    c = Path(env) if env else repo_root()/'tests'/'fixtures'/'reference'
+    if (c/'FILES.txt').exists(): return c
+    raise FileNotFoundError(f"reference fixtures not found in {c} (FILES.txt missing)"
+                            + ("; check $FLAIRHUB_REFERENCE" if env else "; is this a complete checkout?"))
+
 
 # %% ../nbs/02_testing.ipynb #6a14c7a6
 def load_safetensors(path: Path|str, # `.safetensors` or `.safetensors.gz` file
