@@ -20,7 +20,8 @@ __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM
            'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides', 'resolve_path', 'check_types',
            'enabled_modalities', 'task_num_classes', 'modality_channels', 'model_in_channels', 'validate_config',
            'load_config', 'dump_config', 'load_zonal_config', 'flatten', 'config_table', 'format_config', 'ConfigView',
-           'resolve_config', 'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings']
+           'resolve_config', 'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings',
+           'zonal_tasks', 'zonal_training_config', 'zonal_model_spec']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -781,3 +782,32 @@ def data_settings(cfg: str|Path|dict, # resolved config, or anything `resolve_co
                         bool(pre['calc_elevation']), bool(pre['calc_elevation_stack_dsm']),
                         str(cfg['models']['multitemp_model']['ref_date']),
                         {t: (s.band, s.num_classes) for t, s in spec.tasks.items()}, bool(pre['use_augmentation']))
+
+# %% ../nbs/00_config.ipynb #a7b95e7a
+def zonal_tasks(zcfg: dict, # resolved zonal config
+               ) -> dict:
+    "{task: {class index: class name}} of the zonal config's active tasks"
+    return {t['name']: {int(k): v for k, v in t['class_names'].items()} for t in zcfg['tasks'] if t.get('active')}
+
+def zonal_training_config(zcfg: dict, # resolved zonal config
+                         ) -> dict:
+    "The resolved training-style config of the model a zonal config names"
+    mods = zcfg['modalities']
+    on = [m for m in MODALITIES if (mods.get('inputs') or {}).get(m)]
+    dem = mods.get('DEM_ELEV') or {}
+    tasks = zonal_tasks(zcfg)
+    return resolve_config({
+        'modalities': {'inputs': {m: m in on for m in MODALITIES},
+                       'inputs_channels': {m: list(mods[m]['channels']) for m in on
+                                           if m not in ALL_CHANNELS_MODALITIES and (mods.get(m) or {}).get('channels')},
+                       'aux_loss': {m: False for m in MODALITIES}, 'modality_dropout': {m: 0 for m in MODALITIES},
+                       'pre_processings': {'calc_elevation': bool(dem.get('calc_elevation', True)),
+                                           'calc_elevation_stack_dsm': bool(dem.get('calc_elevation_stack_dsm', True))},
+                       'normalization': {'norm_type': 'without'}},
+        'models': {'monotemp_model': {'arch': zcfg['monotemp_arch'], 'new_channels_init_mode': 'copy_first'},
+                   'multitemp_model': {'ref_date': str(zcfg['multitemp_model_ref_date'])}},
+        'labels': list(tasks), 'labels_configs': {t: {'value_name': names} for t, names in tasks.items()}})
+
+def zonal_model_spec(zcfg: dict) -> ModelSpec:
+    "The `ModelSpec` of the model a resolved zonal config names"
+    return model_spec(zonal_training_config(zcfg), resolved=True)
