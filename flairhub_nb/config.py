@@ -7,21 +7,22 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #2fe5e1a1
 from __future__ import annotations
-import copy, os, re, warnings
+import copy, math, os, re, reprlib, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 import yaml
 
 # %% auto #0
-__all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM_CLASSES', 'TASKS', 'LPIS_LEVELS', 'ENUMS',
-           'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS', 'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'S2_MASK',
-           'ALL_CHANNELS_MODALITIES', 'default_config', 'ConfigError', 'ConfigWarning', 'read_yaml_config',
-           'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides', 'resolve_path', 'check_types',
-           'enabled_modalities', 'task_num_classes', 'modality_channels', 'model_in_channels', 'validate_config',
-           'load_config', 'dump_config', 'load_zonal_config', 'flatten', 'config_table', 'format_config', 'ConfigView',
-           'resolve_config', 'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings',
-           'zonal_tasks', 'zonal_training_config', 'zonal_model_spec']
+__all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM_CLASSES', 'TASKS', 'DATES_GPKG', 'S2_MASK',
+           'ALL_CHANNELS_MODALITIES', 'LPIS_LEVELS', 'ENUMS', 'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS',
+           'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'default_config', 'short', 'ConfigError', 'ConfigWarning',
+           'read_yaml_file', 'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides',
+           'override_path', 'resolve_path', 'check_types', 'flatten', 'enabled_modalities', 'task_num_classes',
+           'modality_channels', 'model_in_channels', 'surplus_norm_stats', 'validate_config', 'load_config',
+           'dump_config', 'load_zonal_config', 'config_table', 'format_config', 'ConfigView', 'resolve_config',
+           'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings', 'zonal_tasks',
+           'zonal_training_config', 'zonal_model_spec']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -31,6 +32,10 @@ BAND_COUNTS = {'AERIAL_RGBI': 4, 'AERIAL-RLT_PAN': 1, 'DEM_ELEV': 2, 'SPOT_RGBI'
                'SENTINEL2_TS': 10, 'SENTINEL1-ASC_TS': 2, 'SENTINEL1-DESC_TS': 2}  # bands per date for time series
 NUM_CLASSES = {'AERIAL_LABEL-COSIA': 19, 'ALL_LABEL-LPIS': 23}
 TASKS = tuple(NUM_CLASSES)
+DATES_GPKG = {'SENTINEL2_TS': 'GLOBAL_SENTINEL2_MTD_DATES.gpkg', 'SENTINEL1-ASC_TS': 'GLOBAL_SENTINEL1-ASC_MTD_DATES.gpkg',
+              'SENTINEL1-DESC_TS': 'GLOBAL_SENTINEL1-DESC_MTD_DATES.gpkg'}  # date GeoPackages in `global_mtd_folder`
+S2_MASK = 'SENTINEL2_MSK-SC'  # the cloud/snow mask column that goes with SENTINEL2_TS
+ALL_CHANNELS_MODALITIES = ('AERIAL-RLT_PAN', 'DEM_ELEV')  # the reference reads every band of these
 LPIS_LEVELS = 3  # the LPIS label file holds 3 nomenclature levels (23, 31 and 46 classes)
 ENUMS = {
     'hyperparams.optimizer': ('adamw', 'adam', 'sgd'),
@@ -50,6 +55,7 @@ paths:
   train_csv:                       # split CSVs (reference layout; paths inside resolve against the CSV's folder, then the working directory)
   val_csv:
   test_csv:
+  data_root:                       # folder the split CSVs' relative paths start from (default: the CSV's folder, then the working directory)
   global_mtd_folder:               # unzipped GLOBAL_ALL_MTD (Sentinel date GeoPackages); needed with any time series
   ckpt_model_path:                 # checkpoint for init_weights_only_from_ckpt / resume_training_from_ckpt / predict-only runs
 tasks:
@@ -172,15 +178,60 @@ def default_config() -> dict:
     return d
 
 # %% ../nbs/00_config.ipynb #4807028a
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, 60, 60
+
+def short(v: Any) -> str:
+    "A value as it appears in messages: a repr cut to a readable length"
+    return _REPR.repr(v)
+
 class ConfigError(ValueError):
     "One or more problems in a config; `.problems` is a list of `(key_path, message)`"
     def __init__(self, problems: list, source: Any=None):
-        self.problems, self.source = list(problems), source
+        self.problems, self.source = [(k, m if len(m) <= 300 else m[:297] + '...') for k, m in problems], source
         head = f"{len(self.problems)} problem(s) in config" + (f" {source}" if source else '')
         super().__init__(head + ':\n' + '\n'.join(f"  {k}: {m}" if k else f"  {m}" for k, m in self.problems))
 
 class ConfigWarning(UserWarning):
     "A suspicious but usable config entry (e.g. an unknown key)"
+
+# %% ../nbs/00_config.ipynb #33347d18
+class _Loader(yaml.SafeLoader):
+    "Safe YAML loader that refuses duplicate keys and reads `1e-4` as a number (YAML 1.2), as people write it"
+
+_Loader.add_implicit_resolver('tag:yaml.org,2002:float', re.compile(
+    r'^[-+]?(?:[0-9][0-9_]*)?\.?[0-9]+[eE][-+]?[0-9]+$'), list('-+0123456789.'))
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool=False) -> dict:
+    seen = {}
+    for k, _ in node.value:
+        key = loader.construct_object(k, deep=True)
+        if key in seen: raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (lines {seen[key] + 1} and {k.start_mark.line + 1})", k.start_mark)
+        seen[key] = k.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+_Loader.add_constructor('tag:yaml.org,2002:map', lambda l, n: _mapping(l, n, True))
+_MAX_NODES = 200_000  # a training config has ~300 values; aliases that expand past this are an alias bomb
+
+def _expanded_size(d: Any, budget: int=_MAX_NODES) -> int:
+    "Number of values in `d` with every alias expanded, counting no further than `budget`"
+    n, stack = 0, [d]
+    while stack and n <= budget:
+        v = stack.pop(); n += 1
+        if isinstance(v, dict): stack += list(v.values())
+        elif isinstance(v, list): stack += v
+    return n
+
+# %% ../nbs/00_config.ipynb #c6659f9a
+def read_yaml_file(f: Path, # one YAML file
+                  ) -> Any:
+    "The YAML document in `f`; `ConfigError` naming the file for bad text, bad YAML or duplicate keys"
+    try: text = Path(f).read_text(encoding='utf-8')
+    except UnicodeDecodeError as e: raise ConfigError([('', f"{f}: not UTF-8 text (byte {e.start}: {e.reason}); save the config as UTF-8")], f) from None
+    try: d = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e: raise ConfigError([('', f"{f}: not valid YAML ({' '.join(str(e).split())[:200]})")], f) from None
+    if _expanded_size(d) > _MAX_NODES: raise ConfigError([('', f"{f}: YAML aliases expand to more than {_MAX_NODES:,} values (an alias bomb?)")], f)
+    return d
 
 def read_yaml_config(src: str|Path, # YAML file or folder of YAML files
                     ) -> tuple[dict, Path]:
@@ -191,8 +242,7 @@ def read_yaml_config(src: str|Path, # YAML file or folder of YAML files
     if not files: raise ConfigError([('', f"no .yaml/.yml file in folder {src}")], src)
     merged, origin = {}, {}
     for f in files:
-        try: d = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as e: raise ConfigError([('', f"{f}: not valid YAML ({e})")], f) from None
+        d = read_yaml_file(f) or {}
         if not isinstance(d, dict): raise ConfigError([('', f"{f}: top level must be a mapping, got {type(d).__name__}")], f)
         dup = [(k, f"defined in both {origin[k].name} and {f.name}") for k in d if k in origin]
         if dup: raise ConfigError(dup, src)
@@ -274,11 +324,37 @@ def apply_overrides(cfg: dict, # config to update in place
                 if m not in MODALITIES: cfg['modalities']['inputs'][m] = True  # reported by validation
         elif k in SHORT_OVERRIDES: set_path(cfg, SHORT_OVERRIDES[k], [v] if k in ('tasks', 'labels') and isinstance(v, str) else v)
         elif isinstance(v, dict) and isinstance(cfg.get(k), dict): cfg[k] = deep_merge(cfg[k], v, k)
-        else: set_path(cfg, k, v)
+        else: set_path(cfg, override_path(k), v)
     return cfg
 
+# %% ../nbs/00_config.ipynb #88847edb
+def _leaf_paths() -> dict:
+    "{last key segment: [full dotted paths]} of the default training config (class names left out)"
+    out = {}
+    def walk(d, path):
+        for k, v in d.items():
+            p = f"{path}.{k}" if path else str(k)
+            if isinstance(v, dict) and v and not p.endswith('.value_name'): walk(v, p)
+            elif not p.endswith('.value_name'): out.setdefault(str(k), []).append(p)
+    walk(default_config(), '')
+    return out
+
+def override_path(key: str, # dotted key path, or the last segment of one when unique (`num_epochs`)
+                 ) -> str:
+    "The full key path an override names; `ConfigError` for a key the schema does not have"
+    if key in SHORT_OVERRIDES: return SHORT_OVERRIDES[key]
+    if '.' in key:
+        d = {}; set_path(d, key, None)
+        if not unknown_keys(d, default_config()): return key
+        raise ConfigError([(key, "unknown key path in an override; check its spelling (`flairhub --check` lists every key)")])
+    if key in default_config(): return key
+    hits = _leaf_paths().get(key, [])
+    if len(hits) == 1: return hits[0]
+    if hits: raise ConfigError([(key, f"ambiguous override: it is the last part of {hits}; give the full key path")])
+    raise ConfigError([(key, "unknown override key; use a dotted key path (hyperparams.batch_size) or a short name")])
+
 # %% ../nbs/00_config.ipynb #7c53fbec
-TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'global_mtd_folder', 'ckpt_model_path')
+TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'data_root', 'global_mtd_folder', 'ckpt_model_path')
 
 def resolve_path(p: Any, # path as written in the config
                  base: Path|None, # the config file's folder
@@ -326,6 +402,16 @@ def check_types(cfg: dict, ref: dict, path: str='') -> list:
         if isinstance(r, dict) and isinstance(v, dict) and _pattern(p) not in _OPEN and p not in _MOD_KEYED: out += check_types(v, r, p)
         elif not _type_ok(v, r): out.append((p, f"expected {_tname(r)}, got {_tname(v)} {v!r}"))
     return out
+
+def flatten(d: dict, path: str='') -> dict:
+    "`{dotted.key.path: leaf value}` of a nested mapping"
+    out = {}
+    for k, v in d.items():
+        p = f"{path}.{k}" if path else str(k)
+        if isinstance(v, dict) and v: out.update(flatten(v, p))
+        else: out[p] = v
+    return out
+
 
 # %% ../nbs/00_config.ipynb #a96f11cf
 def enabled_modalities(cfg: dict) -> list[str]:
@@ -390,8 +476,25 @@ def _check_norm(cfg, P):
             if v is None: P.append((path, f"missing: norm_type custom needs {nch[m]} value(s) for {m}")); continue
             if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
                 P.append((path, f"expected a list of numbers, got {v!r}")); continue
-            if len(v) != nch[m]: P.append((path, f"{len(v)} value(s) for {nch[m]} selected channel(s) of {m}"))
+            if len(v) < nch[m]: P.append((path, f"{len(v)} value(s) for {nch[m]} selected channel(s) of {m}"))
             if s == 'stds' and any(x <= 0 for x in v): P.append((path, f"standard deviations must be > 0, got {v}"))
+
+def surplus_norm_stats(cfg: dict, # merged training config
+                      ) -> list[str]:
+    "Messages for `<MOD>_means/stds` longer than the selected channels: the reference uses the first values"
+    norm, out = _get(cfg, 'modalities.normalization', {}) or {}, []
+    if norm.get('norm_type') != 'custom': return out
+    nch = model_in_channels(cfg)
+    for m in enabled_modalities(cfg):
+        means, stds = norm.get(f'{m}_means'), norm.get(f'{m}_stds')
+        if m in TS_MODALITIES or not isinstance(means, list) or not isinstance(stds, list) or len(means) <= nch[m]: continue
+        ch, n = modality_channels(cfg, m), nch[m]
+        msg = (f"modalities.normalization.{m}_means/_stds: {len(means)} values for the {n} selected channel(s) {ch}; "
+               f"using the first {n}, {means[:n]} / {stds[:n]}, as the reference does (released weights were trained so)")
+        if len(means) == len(stds) == BAND_COUNTS[m] and m not in ALL_CHANNELS_MODALITIES:
+            msg += f"; if they are per-band statistics, channels {ch} would take {[means[c - 1] for c in ch]} / {[stds[c - 1] for c in ch]}"
+        out.append(msg)
+    return out
 
 # %% ../nbs/00_config.ipynb #899e2abb
 def _check_classes(cfg, P):
@@ -441,6 +544,8 @@ def _check_ranges(cfg, P):
     for p in _NONNEG:
         v = _get(cfg, p)
         if v is not None and _num(v) and v < 0: P.append((p, f"{v!r} must be >= 0"))
+    for path, v in flatten(cfg).items():
+        if isinstance(v, float) and not math.isfinite(v): P.append((path, f"{v!r} is not a finite number"))
     lr = _get(cfg, 'hyperparams.learning_rate')
     if _num(lr) and lr < 0: P.append(('hyperparams.learning_rate', f"{lr!r} must be >= 0 (0 freezes the weights)"))
     b = _get(cfg, 'hyperparams.optim_betas')
@@ -453,6 +558,18 @@ def _check_ranges(cfg, P):
     mode = _get(cfg, 'models.monotemp_model.new_channels_init_mode')
     if mode is not None and mode not in ('copy_first', 'copy_second', 'copy_third', 'random'):
         P.append(('models.monotemp_model.new_channels_init_mode', f"{mode!r} is not one of ['copy_first', 'copy_second', 'copy_third', 'random']"))
+
+_ACCELERATORS = ('cpu', 'gpu', 'cuda', 'mps', 'tpu', 'auto')  # Lightning's names (`Trainer(accelerator=...)`)
+
+def _lightning_strategies() -> list[str]:
+    from lightning.pytorch.strategies import StrategyRegistry
+    return ['auto', *StrategyRegistry.available_strategies()]
+
+def _check_hardware(cfg, P):
+    acc, strat = _get(cfg, 'hardware.accelerator'), _get(cfg, 'hardware.strategy')
+    if isinstance(acc, str) and acc not in _ACCELERATORS: P.append(('hardware.accelerator', f"{short(acc)} is not one of {list(_ACCELERATORS)}"))
+    if isinstance(strat, str) and strat not in ('auto', 'ddp', 'ddp_notebook', 'ddp_spawn', 'fsdp', 'deepspeed') and strat not in _lightning_strategies():
+        P.append(('hardware.strategy', f"{short(strat)} is not a Lightning strategy; e.g. auto, ddp, ddp_notebook, ddp_find_unused_parameters_true"))
 
 # %% ../nbs/00_config.ipynb #878567d5
 def _check_files(cfg, P):
@@ -471,6 +588,12 @@ def _check_files(cfg, P):
         elif k == 'global_mtd_folder' and not Path(v).is_dir(): P.append((f'paths.{k}', f"{v}: folder not found (needed by {why})"))
         elif k != 'global_mtd_folder' and not Path(v).is_file(): P.append((f'paths.{k}', f"{v}: file not found (needed by {why})"))
         elif k.endswith('_csv') and not str(v).endswith('.csv'): P.append((f'paths.{k}', f"{v}: expected a .csv file"))
+        elif k.endswith('_csv') and Path(v).stat().st_size == 0: P.append((f'paths.{k}', f"{v}: empty file (expected a header and one row per patch)"))
+        elif k == 'global_mtd_folder':
+            for m in (x for x in enabled_modalities(cfg) if x in TS_MODALITIES):
+                if not (Path(v)/DATES_GPKG[m]).is_file(): P.append((f'paths.{k}', f"{v}: no {DATES_GPKG[m]} (the acquisition dates of {m})"))
+    root = paths.get('data_root')
+    if root not in (None, '') and not Path(root).is_dir(): P.append(('paths.data_root', f"{root}: folder not found"))
     if tt.get('init_weights_only_from_ckpt') and tt.get('resume_training_from_ckpt'):
         P.append(('tasks.train_tasks', "init_weights_only_from_ckpt and resume_training_from_ckpt are both True; choose one"))
 
@@ -479,7 +602,7 @@ def validate_config(cfg: dict, # merged config
                    ) -> list:
     "All problems of a training config as `(key_path, message)` pairs (empty when valid)"
     P = check_types(cfg, default_config())
-    for f in (_check_enums, _check_modality_keys, _check_channels, _check_norm, _check_classes, _check_ranges):
+    for f in (_check_enums, _check_modality_keys, _check_channels, _check_norm, _check_classes, _check_ranges, _check_hardware):
         try: f(cfg, P)
         except (TypeError, AttributeError, KeyError) as e: P.append(('', f"malformed config ({f.__name__[7:]}): {type(e).__name__}: {e}"))
     if check_files: _check_files(cfg, P)
@@ -507,6 +630,8 @@ def load_config(src: str|Path|dict, # YAML file, folder of YAML files, or a conf
     P = validate_config(cfg, check_files) if validate else []
     for k in unknown:  # an unknown modality / task name is already an error: no second message for it
         if k not in {p for p, _ in P}: warnings.warn(f"unknown config key {k} (ignored; check its spelling)", ConfigWarning, stacklevel=2)
+    if not P:
+        for msg in surplus_norm_stats(cfg): warnings.warn(msg, ConfigWarning, stacklevel=2)
     if P: raise ConfigError(P, src if not isinstance(src, dict) else None)
     return cfg
 
@@ -606,15 +731,6 @@ def load_zonal_config(src: str|Path|dict, # YAML file or dict
     return cfg
 
 # %% ../nbs/00_config.ipynb #566449e4
-def flatten(d: dict, path: str='') -> dict:
-    "`{dotted.key.path: leaf value}` of a nested mapping"
-    out = {}
-    for k, v in d.items():
-        p = f"{path}.{k}" if path else str(k)
-        if isinstance(v, dict) and v: out.update(flatten(v, p))
-        else: out[p] = v
-    return out
-
 def _defaults_for(cfg: dict) -> dict:
     "The defaults of `cfg`'s schema: zonal (flat, has `model_weights`) or training"
     return ZONAL_DEFAULTS if 'model_weights' in cfg and 'hyperparams' not in cfg else default_config()
@@ -656,6 +772,10 @@ class ConfigView:
 def resolve_config(cfg: str|Path|dict, # YAML file, folder, or a (possibly partial) training-style dict
                   ) -> dict:
     "A validated training config (defaults merged) from anything `load_config` takes; data files are not checked"
+    if isinstance(cfg, dict) and set(default_config()) <= set(cfg):  # loaded already: its warnings were given
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConfigWarning)
+            return load_config(cfg, check_files=False)
     return load_config(cfg, check_files=False)
 
 @dataclass(frozen=True)
@@ -735,9 +855,6 @@ def model_spec(cfg: str|Path|dict, # resolved config, or anything `resolve_confi
                      copy.deepcopy(mc['multitemp_model']))
 
 # %% ../nbs/00_config.ipynb #a508e010
-S2_MASK = 'SENTINEL2_MSK-SC'  # the cloud/snow mask column that goes with SENTINEL2_TS
-ALL_CHANNELS_MODALITIES = ('AERIAL-RLT_PAN', 'DEM_ELEV')  # the reference reads every band of these
-
 @dataclass(frozen=True)
 class DataSettings:
     "What the dataset reads and how it preprocesses it"
@@ -774,7 +891,8 @@ def data_settings(cfg: str|Path|dict, # resolved config, or anything `resolve_co
     spec, m = model_spec(cfg, resolved=True), cfg['modalities']
     pre, norm = m['pre_processings'], m['normalization']
     chans = {x: None if x in ALL_CHANNELS_MODALITIES else list(spec.bands[x]) for x in spec.modalities}
-    stats = {x: (list(norm[f'{x}_means']), list(norm[f'{x}_stds'])) for x in spec.mono} if norm['norm_type'] == 'custom' else {}
+    n = spec.in_channels  # surplus statistics: the first n values, as the reference (see `surplus_norm_stats`)
+    stats = {x: (list(norm[f'{x}_means'][:n[x]]), list(norm[f'{x}_stds'][:n[x]])) for x in spec.mono} if norm['norm_type'] == 'custom' else {}
     return DataSettings(spec.modalities, chans, norm['norm_type'], stats, bool(pre['filter_sentinel2']),
                         {'max_cloud': pre['filter_sentinel2_max_cloud'], 'max_snow': pre['filter_sentinel2_max_snow'],
                          'max_frac_cover': pre['filter_sentinel2_max_frac_cover']},

@@ -66,8 +66,14 @@ TRAIN_CASES = {  # id: (changes {dotted path: value}, key path the error must na
     'aerial_channel': ({'modalities.inputs_channels.AERIAL_RGBI': [4, 1, 5]}, 'modalities.inputs_channels.AERIAL_RGBI[2]'),
     's2_channel_zero': ({'modalities.inputs_channels.SENTINEL2_TS': [0, 3]}, 'modalities.inputs_channels.SENTINEL2_TS[0]'),
     'means_length': ({'modalities.normalization.AERIAL_RGBI_means': [100.0, 100.0]}, 'modalities.normalization.AERIAL_RGBI_means'),
-    'dem_single_channel_stats': ({'modalities.inputs.DEM_ELEV': True, 'modalities.pre_processings.calc_elevation_stack_dsm': False},
-                                 'modalities.normalization.DEM_ELEV_means'),
+    'dem_too_few_stats': ({'modalities.inputs.DEM_ELEV': True, 'modalities.normalization.DEM_ELEV_means': [311.06]},
+                          'modalities.normalization.DEM_ELEV_means'),
+    'accelerator': ({'hardware.accelerator': 'tpu9'}, 'hardware.accelerator'),
+    'strategy': ({'hardware.strategy': 'ddp_fastest'}, 'hardware.strategy'),
+    'lr_inf': ({'hyperparams.learning_rate': float('inf')}, 'hyperparams.learning_rate'),
+    'lr_nan': ({'hyperparams.learning_rate': float('nan')}, 'hyperparams.learning_rate'),
+    'batch_size_huge_float': ({'hyperparams.batch_size': 1e30}, 'hyperparams.batch_size'),
+    'data_root_missing': ({'paths.data_root': '../nowhere'}, 'paths.data_root'),
     'class_index': ({'labels_configs.AERIAL_LABEL-COSIA.value_weights.default_exceptions': {19: 0}},
                     'labels_configs.AERIAL_LABEL-COSIA.value_weights.default_exceptions.19'),
     'per_modality_class_index': ({'labels_configs.AERIAL_LABEL-COSIA.value_weights.per_modality_exceptions': {'AERIAL_RGBI': {25: 0}}},
@@ -151,6 +157,57 @@ def test_overrides_are_applied_and_validated(layout, capsys):
     assert 'num_epochs: 2' in out and 'inputs.DEM_ELEV: True' in out
     rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '-o', 'epochs'], capsys)
     assert rc == 1 and err.startswith('flairhub: error: ValueError: --override') and err.count('\n') == 1, err
+
+
+@pytest.mark.parametrize('text,needle', [
+    ('hyperparams:\n  batch_size: 2\nsaving: {}\nhyperparams:\n  seed: 1\n', "key 'hyperparams' given twice (lines 1 and 4)"),
+    ('hyperparams:\n  batch_size: 1e30\n', 'hyperparams.batch_size: expected int, got float 1e+30'),
+    ('hyperparams:\n  learning_rate: .inf\n', 'hyperparams.learning_rate: inf is not a finite number'),
+    ('hyperparams:\n  learning_rate: .nan\n', 'hyperparams.learning_rate: nan is not a finite number'),
+    ('a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n'
+     'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\nhyperparams: {seed: *f}\n', 'alias bomb'),
+])
+def test_bad_yaml_is_one_short_message_naming_the_file(tmp_path, capsys, text, needle):
+    f = tmp_path/'config.yaml'
+    f.write_text(text)
+    rc, out, err = check(flairhub_main, ['--config', str(f), '--check', '--no-file-check'], capsys)
+    assert rc == 1 and needle in err, err
+    assert len(err) < 2000 and (str(f) in err or 'hyperparams' in err), err
+
+
+def test_non_utf8_config_names_the_file(tmp_path, capsys):
+    f = tmp_path/'config.yaml'
+    f.write_bytes('paths:\n  out_folder: r\xe9sultats\n'.encode('latin-1'))
+    rc, _, err = check(flairhub_main, ['--config', str(f), '--check'], capsys)
+    assert rc == 1 and f'{f}: not UTF-8 text' in err, err
+
+
+def test_empty_csv_and_missing_date_gpkg_fail_the_check(layout, capsys):
+    (layout/'toy'/TOY_NAMES['VALID']).write_bytes(b'')
+    (layout/'mtd').mkdir()
+    rc, _, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '-o', 'modalities.inputs.SENTINEL2_TS=true',
+                                       f'global_mtd_folder={layout/"mtd"}'], capsys)
+    assert rc == 1, err
+    assert any(l.strip().startswith('paths.val_csv:') and 'empty file' in l for l in err.splitlines()), err
+    assert any(l.strip().startswith('paths.global_mtd_folder:') and 'GLOBAL_SENTINEL2_MTD_DATES.gpkg' in l for l in err.splitlines()), err
+
+
+def test_short_override_and_unknown_override(layout, capsys):
+    rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '-o', 'num_epochs=2'], capsys)
+    assert rc == 0 and 'num_epochs: 2' in out and '[num_epochs]' not in out, (out, err)
+    rc, out, err = check(flairhub_main, ['--config', str(layout/'cfg'), '--check', '-o', 'num_epoch=2'], capsys)
+    assert rc == 1 and '  num_epoch: unknown override key' in err, err
+
+
+def test_released_configs_check_unchanged(tmp_path, capsys):
+    "Every released model's config passes --check as shipped; surplus SPOT statistics give one warning, once"
+    for f in sorted((REF/'checkpoint_manifests').glob('*.config.yaml')):
+        rc, out, err = check(flairhub_main, ['--config', str(f), '--check', '--no-file-check'], capsys)
+        assert rc == 0, (f.name, err)
+        spot = 'SPOT_RGBI: True' in out or 'inputs.SPOT_RGBI: True' in out
+        lines = [l for l in err.splitlines() if 'SPOT_RGBI_means/_stds' in l]
+        assert len(lines) == (1 if spot else 0), (f.name, err)
+        if spot: assert 'using the first 3, [433.26, 508.75, 467.77]' in lines[0], lines
 
 
 def test_missing_config_is_one_clear_line(tmp_path, capsys):
