@@ -400,7 +400,7 @@ def check_types(cfg: dict, ref: dict, path: str='') -> list:
         if k not in cfg or p in _LOOSE or p in ENUMS: continue
         v = cfg[k]
         if isinstance(r, dict) and isinstance(v, dict) and _pattern(p) not in _OPEN and p not in _MOD_KEYED: out += check_types(v, r, p)
-        elif not _type_ok(v, r): out.append((p, f"expected {_tname(r)}, got {_tname(v)} {v!r}"))
+        elif not _type_ok(v, r): out.append((p, f"expected {_tname(r)}, got {_tname(v)} {short(v)}"))
     return out
 
 def flatten(d: dict, path: str='') -> dict:
@@ -444,7 +444,7 @@ def _check_enums(cfg, P):
     for path, allowed in ENUMS.items():
         v = _get(cfg, path, '__absent__')
         if v == '__absent__': continue
-        if v not in allowed or (isinstance(v, bool) and True in allowed and v is not False): P.append((path, f"{v!r} is not one of {list(allowed)}"))
+        if v not in allowed or (isinstance(v, bool) and True in allowed and v is not False): P.append((path, f"{short(v)} is not one of {list(allowed)}"))
 
 def _check_modality_keys(cfg, P):
     for sec in ('inputs', 'inputs_channels', 'aux_loss', 'modality_dropout'):
@@ -459,7 +459,7 @@ def _check_channels(cfg, P):
     for m, ch in (_get(cfg, 'modalities.inputs_channels', {}) or {}).items():
         if m not in BAND_COUNTS: continue
         path = f'modalities.inputs_channels.{m}'
-        if not isinstance(ch, list) or not ch: P.append((path, f"expected a non-empty list of 1-based band indices, got {ch!r}")); continue
+        if not isinstance(ch, list) or not ch: P.append((path, f"expected a non-empty list of 1-based band indices, got {short(ch)}")); continue
         for i, c in enumerate(ch):
             if not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= BAND_COUNTS[m]:
                 P.append((f'{path}[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
@@ -475,7 +475,7 @@ def _check_norm(cfg, P):
             v, path = norm.get(f'{m}_{s}'), f'modalities.normalization.{m}_{s}'
             if v is None: P.append((path, f"missing: norm_type custom needs {nch[m]} value(s) for {m}")); continue
             if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                P.append((path, f"expected a list of numbers, got {v!r}")); continue
+                P.append((path, f"expected a list of numbers, got {short(v)}")); continue
             if len(v) < nch[m]: P.append((path, f"{len(v)} value(s) for {nch[m]} selected channel(s) of {m}"))
             if s == 'stds' and any(x <= 0 for x in v): P.append((path, f"standard deviations must be > 0, got {v}"))
 
@@ -499,12 +499,12 @@ def surplus_norm_stats(cfg: dict, # merged training config
 # %% ../nbs/00_config.ipynb #899e2abb
 def _check_classes(cfg, P):
     labels = cfg.get('labels')
-    if not isinstance(labels, list) or not labels: P.append(('labels', f"expected a non-empty list of tasks from {list(TASKS)}, got {labels!r}")); return
+    if not isinstance(labels, list) or not labels: P.append(('labels', f"expected a non-empty list of tasks from {list(TASKS)}, got {short(labels)}")); return
     for i, t in enumerate(labels):
         if t not in TASKS: P.append((f'labels[{i}]', f"unknown task {t!r}; expected one of {list(TASKS)}"))
     for t, tc in (cfg.get('labels_configs') or {}).items():
         if t not in TASKS: P.append((f'labels_configs.{t}', f"unknown task; expected one of {list(TASKS)}")); continue
-        if not isinstance(tc, dict): P.append((f'labels_configs.{t}', f"expected a mapping, got {tc!r}")); continue
+        if not isinstance(tc, dict): P.append((f'labels_configs.{t}', f"expected a mapping, got {short(tc)}")); continue
         K, base = NUM_CLASSES[t], f'labels_configs.{t}'
         def idx(d, path, K=K):
             for k in (d or {}):
@@ -517,9 +517,9 @@ def _check_classes(cfg, P):
             idx(d, f'{base}.value_weights.per_modality_exceptions.{m}')
         for path, w in [(f'{base}.value_weights.default', vw.get('default'))] + \
                        [(f'{base}.value_weights.default_exceptions.{k}', w) for k, w in (vw.get('default_exceptions') or {}).items()]:
-            if w is not None and (not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0): P.append((path, f"class weight must be a number >= 0, got {w!r}"))
+            if w is not None and (not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0): P.append((path, f"class weight must be a number >= 0, got {short(w)}"))
         tw = tc.get('task_weight', 1)
-        if not isinstance(tw, (int, float)) or isinstance(tw, bool) or tw < 0: P.append((f'{base}.task_weight', f"must be a number >= 0, got {tw!r}"))
+        if not isinstance(tw, (int, float)) or isinstance(tw, bool) or tw < 0: P.append((f'{base}.task_weight', f"must be a number >= 0, got {short(tw)}"))
         if t == 'ALL_LABEL-LPIS':
             n = tc.get('label_channel_nomenclature', 1)
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= LPIS_LEVELS: P.append((f'{base}.label_channel_nomenclature', f"{n!r} is outside 1..{LPIS_LEVELS}"))
@@ -537,20 +537,20 @@ def _check_ranges(cfg, P):
     probs = [(p, _get(cfg, p)) for p in _PROBS] + \
             [(f'modalities.modality_dropout.{m}', v) for m, v in (_get(cfg, 'modalities.modality_dropout', {}) or {}).items()]
     for p, v in probs:
-        if v is not None and (not _num(v) or not 0 <= v <= 1): P.append((p, f"{v!r} is not a probability in [0, 1]"))
+        if v is not None and (not _num(v) or not 0 <= v <= 1): P.append((p, f"{short(v)} is not a probability in [0, 1]"))
     for p in _POSITIVE:
         v = _get(cfg, p)
-        if v is not None and _num(v) and v < 1: P.append((p, f"{v!r} must be >= 1"))
+        if v is not None and _num(v) and v < 1: P.append((p, f"{short(v)} must be >= 1"))
     for p in _NONNEG:
         v = _get(cfg, p)
-        if v is not None and _num(v) and v < 0: P.append((p, f"{v!r} must be >= 0"))
+        if v is not None and _num(v) and v < 0: P.append((p, f"{short(v)} must be >= 0"))
     for path, v in flatten(cfg).items():
-        if isinstance(v, float) and not math.isfinite(v): P.append((path, f"{v!r} is not a finite number"))
+        if isinstance(v, float) and not math.isfinite(v): P.append((path, f"{short(v)} is not a finite number"))
     lr = _get(cfg, 'hyperparams.learning_rate')
     if _num(lr) and lr < 0: P.append(('hyperparams.learning_rate', f"{lr!r} must be >= 0 (0 freezes the weights)"))
     b = _get(cfg, 'hyperparams.optim_betas')
     if isinstance(b, list) and (len(b) != 2 or not all(_num(x) and 0 <= x < 1 for x in b)):
-        P.append(('hyperparams.optim_betas', f"expected two numbers in [0, 1), got {b!r}"))
+        P.append(('hyperparams.optim_betas', f"expected two numbers in [0, 1), got {short(b)}"))
     rd = _get(cfg, 'models.monotemp_model.arch')
     if isinstance(rd, str) and '-' not in rd: P.append(('models.monotemp_model.arch', f"{rd!r}: expected '<encoder>-<decoder>', e.g. 'swin_base_patch4_window12_384-upernet'"))
     ref = str(_get(cfg, 'models.multitemp_model.ref_date', '05-15'))
