@@ -36,8 +36,46 @@ def _parser(prog: str, # command name
                     help='replace config values (dotted key paths or short names; values read as YAML)')
     ap.add_argument('--no-file-check', dest='check_files', action='store_false',
                     help='do not require the data / weights files to exist (with --check)')
+    ap.add_argument('--model', metavar='NAME', help="a released model ('IGNF/FLAIR-HUB_LC-A_RGB_swinbase-upernet' or its folder): "
+                    'its weights, modalities, channels, normalisation and classes replace those of the config')
     ap.add_argument('--debug', action='store_true', help='print the full traceback on failure')
     return ap
+
+# %% ../nbs/09_cli.ipynb #847b97f2
+_MODEL_SECTIONS = ('inputs', 'inputs_channels', 'normalization', 'aux_loss', 'modality_dropout')
+
+def _train_with_model(src, overrides, check_files, name):
+    "The training config at `src` with the released model `name`'s model sections and weights"
+    from flairhub_nb.config import read_yaml_config
+    from flairhub_nb.models.hub import pretrained_files, pretrained_config
+    files = pretrained_files(name)
+    rel, (raw, base) = pretrained_config(files), read_yaml_config(src)
+    raw.update(models=rel['models'], labels=rel['labels'], labels_configs=rel['labels_configs'])
+    mods = raw.setdefault('modalities', {})
+    mods.update({k: rel['modalities'][k] for k in _MODEL_SECTIONS})
+    pre = mods.setdefault('pre_processings', {})
+    pre.update({k: rel['modalities']['pre_processings'][k] for k in ('calc_elevation', 'calc_elevation_stack_dsm')})
+    raw.setdefault('paths', {})['ckpt_model_path'] = str(files.weights)
+    return load_config(raw, overrides, check_files=check_files, base_dir=base)
+
+def _zonal_with_model(src, overrides, check_files, name):
+    "The zonal config at `src` with the released model `name`'s weights, architecture, channels, statistics and classes"
+    from flairhub_nb.config import read_yaml_config, resolve_path
+    from flairhub_nb.models.hub import pretrained_zonal_config
+    raw, base = read_yaml_config(src)
+    mods = raw.get('modalities') or {}
+    on = [m for m, v in (mods.get('inputs') or {}).items() if v]
+    keep = ('dates_txt', 'filter_clouds', 'filter_clouds_img_path', 'temporal_average')
+    opts = {m: {k: resolve_path(v, base) if k.endswith(('_txt', '_path')) else v for k, v in (mods.get(m) or {}).items() if k in keep} for m in on}
+    rest = {k: v for k, v in raw.items() if k not in ('modalities', 'tasks', 'model_weights', 'monotemp_arch', 'output_path', 'output_name')}
+    z = pretrained_zonal_config(name, {m: resolve_path(mods[m]['input_img_path'], base) for m in on if (mods.get(m) or {}).get('input_img_path')},
+                                resolve_path(raw.get('output_path'), base, must_exist=False), raw.get('output_name'), opts, **rest)
+    return load_zonal_config(z, overrides, check_files=check_files)
+
+def _model_loader(loader: Callable, name: str) -> Callable:
+    "`loader` with the released model `name` filled in"
+    fn = _zonal_with_model if loader is load_zonal_config else _train_with_model
+    return lambda src, overrides, check_files: fn(src, overrides, check_files, name)
 
 # %% ../nbs/09_cli.ipynb #7ce1c28c
 def _say(prog: str, kind: str, msg: str): print(f"{prog}: {kind}: {msg}", file=sys.stderr)
@@ -73,7 +111,7 @@ def run_command(prog: str, # command name, for messages
     "Parse, load, validate and run (or `--check`); returns the exit status"
     a = _parser(prog, what).parse_args(argv)
     try:
-        cfg = _load(prog, loader, a)
+        cfg = _load(prog, _model_loader(loader, a.model) if a.model else loader, a)
         if a.check:
             print(f"# {a.config}: valid\n" + format_config(cfg)); return 0
         mod, fn = runner.split(':')
