@@ -17,7 +17,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['HF_REPO_ID', 'DATA_TYPES', 'DEFAULT_MIRROR_ZIPS', 'MARKER_DIR', 'ZIPS_SUBDIR', 'data_type', 'parse_zip_name',
            'LocalMirror', 'HubRepo', 'make_local_mirror', 'extracted_marker', 'extract_zip', 'human_size', 'HubCatalog',
-           'open_catalog', 'DownloaderPanel', 'main']
+           'open_catalog', 'DownloaderPanel', 'is_connection_error', 'main']
 
 # %% ../nbs/60_hub.ipynb #b43552b8
 HF_REPO_ID = 'IGNF/FLAIR-HUB'
@@ -370,6 +370,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _split(v: list[str]|None) -> list[str]|None: return None if v is None else [x for s in v for x in s.split(',') if x]
 
+# %% ../nbs/60_hub.ipynb #a0794232
+_NET_MODULES = ('httpx', 'httpcore', 'requests', 'urllib3', 'huggingface_hub')
+
+def is_connection_error(e: BaseException, # an exception raised while talking to the Hub
+                       ) -> bool:
+    "Whether `e` (or what caused it) is a failure to reach the network: builtin, httpx, requests or offline mode"
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        name, mod = type(e).__name__, type(e).__module__.split('.')[0]
+        if isinstance(e, (ConnectionError, TimeoutError)) or name == 'OfflineModeIsEnabled': return True
+        if mod in _NET_MODULES and any(w in name for w in ('Connect', 'Timeout', 'Network', 'Proxy')): return True
+        e = e.__cause__ or e.__context__
+    return False
+
 # %% ../nbs/60_hub.ipynb #f9594881
 def main(argv: list[str]|None=None, # command-line arguments; `sys.argv[1:]` when None
          api: Any=None, # `HfApi`-like object (tests)
@@ -390,8 +405,14 @@ def main(argv: list[str]|None=None, # command-line arguments; `sys.argv[1:]` whe
         rep = sel.download(a.out, extract=not a.no_extract, keep_zips=not a.remove_zips)
         print(rep.to_string(index=False)); print(f"{len(rep)} zip(s) ready in {a.out}")
         return 0
-    except ConnectionError as e:  # offline mode, unreachable endpoint
-        print(f"flairhub_download: error: {e} (use --repo-dir LOCAL_MIRROR to work offline)", file=sys.stderr); return 1
+    except Exception as e:
+        if not is_connection_error(e): return _other_error(e)
+        print(f"flairhub_download: error: {type(e).__name__}: {' '.join(str(e).split())[:200]} "
+              "(no connection to the Hub: use --repo-dir LOCAL_MIRROR to work offline)", file=sys.stderr)
+        return 1
+
+def _other_error(e: Exception) -> int:
+    try: raise e
     except (ValueError, KeyError, FileNotFoundError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"flairhub_download: error: {msg}", file=sys.stderr); return 2
