@@ -412,12 +412,12 @@ def main(argv: list[str]|None=None, # command-line arguments; `sys.argv[1:]` whe
         return 1
 
 def _other_error(e: Exception) -> int:
-    try: raise e
-    except (ValueError, KeyError, FileNotFoundError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"flairhub_download: error: {msg}", file=sys.stderr); return 2
-    except Exception as e:  # other Hub errors (unknown repository, authentication, ...)
-        print(f"flairhub_download: error: {type(e).__name__}: {e}", file=sys.stderr); return 1
+    "One line for a failure that is not the network: 2 for bad input or files, 1 for other Hub errors"
+    if isinstance(e, (ValueError, KeyError, FileNotFoundError, OSError)):
+        print(f"flairhub_download: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return 2
+    print(f"flairhub_download: error: {type(e).__name__}: {e}", file=sys.stderr)  # unknown repository, authentication, ...
+    return 1
 
 # %% ../nbs/60_hub.ipynb #dc18ab1a
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())
