@@ -83,7 +83,7 @@ def worker(cfg_path: str) -> None:
 
 def seam_quality(a, base: dict, zones: dict, tmp: Path, results: list) -> list:
     "Argmax disagreement of each way's output with a seamless prediction of the whole (smallest) zone"
-    import numpy as np, rasterio
+    import rasterio
     area = min(zones)
     with rasterio.open(zones[area]) as ds: side = ds.width
     cfg = json.loads(json.dumps(base))
