@@ -83,7 +83,7 @@ def worker(cfg_path: str) -> None:
 
 def seam_quality(a, base: dict, zones: dict, tmp: Path, results: list) -> list:
     "Argmax disagreement of each way's output with a seamless prediction of the whole (smallest) zone"
-    import numpy as np, rasterio
+    import rasterio
     area = min(zones)
     with rasterio.open(zones[area]) as ds: side = ds.width
     cfg = json.loads(json.dumps(base))
@@ -119,7 +119,7 @@ def main():
     import torch
     from flairhub_nb.models.fusion import FlairHubModel
     from flairhub_nb.models.checkpoint import save_checkpoint
-    from flairhub_nb.zonal.cli import check_zonal_config, model_config
+    from flairhub_nb.config import load_zonal_config, zonal_training_config
     from flairhub_nb.zonal.read import zonal_config
     tmp = Path(tempfile.mkdtemp(prefix='bench_zonal_'))
     bf16 = cpu_has_bf16()
@@ -130,9 +130,8 @@ def main():
         zones[area] = make_zone(tmp / f'zone_{area:g}km2.tif', side, a.gsd)
     base = zonal_config({'AERIAL_RGBI': zones[a.areas[0]]}, ('AERIAL_RGBI',), monotemp_arch='test_convnext-upernet',
                         output_px_meters=a.gsd, use_gpu=False, num_worker=0, output_path=str(tmp / 'out'))
-    (tmp / 'dummy').write_bytes(b'x')
     torch.manual_seed(0)
-    mc = model_config(check_zonal_config({**base, 'model_weights': str(tmp / 'dummy')}))
+    mc = zonal_training_config(load_zonal_config(base, need_weights=False))
     base['model_weights'] = str(save_checkpoint(FlairHubModel(mc, {'AERIAL_RGBI': 512}), tmp / 'tiny.safetensors'))
     results = []
     print(f"CPU threads {torch.get_num_threads()}, bf16 autocast {'on' if bf16 else 'off (no AVX512-BF16/AMX)'}; "

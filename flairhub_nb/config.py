@@ -16,7 +16,7 @@ import yaml
 # %% auto #0
 __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM_CLASSES', 'TASKS', 'DATES_GPKG', 'S2_MASK',
            'ALL_CHANNELS_MODALITIES', 'LPIS_LEVELS', 'ENUMS', 'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS',
-           'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'default_config', 'short', 'ConfigError', 'ConfigWarning',
+           'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'ZONAL_ENUMS', 'default_config', 'short', 'ConfigError', 'ConfigWarning',
            'read_yaml_file', 'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides',
            'override_path', 'resolve_path', 'check_types', 'flatten', 'enabled_modalities', 'task_num_classes',
            'modality_channels', 'model_in_channels', 'surplus_norm_stats', 'validate_config', 'load_config',
@@ -651,82 +651,135 @@ ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversio
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
                       stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True)
 ZONAL_REQUIRED = ('output_path', 'output_name', 'model_weights', 'modalities', 'tasks')
+ZONAL_ENUMS = {'output_type': ('argmax', 'class_prob'), 'stitching': ('blend', 'crop')}
+_ZONAL_INTS = {'img_pixels_detection': 1, 'batch_size': 1, 'margin': 0, 'num_worker': 0, 'max_strip_px': 1}  # key: smallest value
+_ZONAL_FLAGS = ('write_dataframe', 'cog_conversion', 'use_gpu', 'resume', 'amp', 'cpu_bf16', 'channels_last')
 _ZONAL_BLOCK = {'input_img_path', 'channels', 'normalization', 'calc_elevation', 'calc_elevation_stack_dsm', 'dates_txt',
-                'filter_clouds', 'filter_clouds_img_path', 'temporal_average', 'average_period'}
+                'filter_clouds', 'filter_clouds_img_path', 'temporal_average', 'average_period',
+                'filter_clouds_max_cloud', 'filter_clouds_max_snow', 'filter_clouds_max_frac_cover'}
 
-def _zonal_problems(cfg: dict, check_files: bool) -> list:
-    P = [(k, 'required key missing') for k in ZONAL_REQUIRED if cfg.get(k) in (None, '')]
-    if cfg.get('output_type') not in ('argmax', 'class_prob'): P.append(('output_type', f"{cfg.get('output_type')!r} is not one of ['argmax', 'class_prob']"))
-    if cfg.get('stitching') not in ('blend', 'crop'): P.append(('stitching', f"{cfg.get('stitching')!r} is not one of ['blend', 'crop']"))
-    for k in ('img_pixels_detection', 'batch_size'):
+# %% ../nbs/00_config.ipynb #1df33af2
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def _zonal_scalar_problems(cfg: dict, need_weights: bool) -> list:
+    P = [(k, 'required key missing') for k in ZONAL_REQUIRED if cfg.get(k) in (None, '') and (need_weights or k != 'model_weights')]
+    for k, allowed in ZONAL_ENUMS.items():
+        if cfg.get(k) not in allowed: P.append((k, f"{cfg.get(k)!r} is not one of {list(allowed)}"))
+    for k, lo in _ZONAL_INTS.items():
         v = cfg.get(k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: P.append((k, f"{v!r} must be an integer >= 1"))
-    for k in ('margin', 'num_worker'):
-        v = cfg.get(k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0: P.append((k, f"{v!r} must be an integer >= 0"))
-    if isinstance(cfg.get('img_pixels_detection'), int) and isinstance(cfg.get('margin'), int) and cfg['img_pixels_detection'] <= 2 * cfg['margin']:
-        P.append(('margin', f"{cfg['margin']}: 2 × margin must be smaller than img_pixels_detection ({cfg['img_pixels_detection']})"))
-    if not _num(cfg.get('output_px_meters')) or cfg['output_px_meters'] <= 0: P.append(('output_px_meters', f"{cfg.get('output_px_meters')!r} must be > 0"))
-    mods = cfg.get('modalities') or {}
-    inputs = mods.get('inputs') or {}
-    for m in inputs:
+        if not (k == 'max_strip_px' and v is None) and not (_is_int(v) and v >= lo): P.append((k, f"{v!r} must be an integer >= {lo}"))
+    for k in _ZONAL_FLAGS:
+        if not isinstance(cfg.get(k), bool): P.append((k, f"{cfg.get(k)!r} must be True or False"))
+    for k in ('output_name', 'monotemp_arch'):
+        if cfg.get(k) not in (None, '') and not isinstance(cfg[k], str): P.append((k, f"expected text, got {_tname(cfg[k])} {cfg[k]!r}"))
+    if not re.fullmatch(r'\d\d-\d\d', str(cfg.get('multitemp_model_ref_date'))):
+        P.append(('multitemp_model_ref_date', f"{cfg.get('multitemp_model_ref_date')!r} is not a 'MM-DD' date"))
+    T, M = cfg.get('img_pixels_detection'), cfg.get('margin')
+    if _is_int(T) and _is_int(M) and T <= 2 * M: P.append(('margin', f"{M}: 2 × margin must be smaller than img_pixels_detection ({T})"))
+    if not _num(cfg.get('output_px_meters')) or cfg['output_px_meters'] <= 0: P.append(('output_px_meters', f"{cfg.get('output_px_meters')!r} must be a number > 0"))
+    r, w = cfg.get('rank', 0), cfg.get('world_size', 1)
+    if not (_is_int(r) and _is_int(w) and 0 <= r < w): P.append(('rank', f"rank {r!r}, world_size {w!r}: expected integers with 0 <= rank < world_size"))
+    return P
+
+# %% ../nbs/00_config.ipynb #6c85a36f
+def _zonal_block_problems(m: str, b: dict, P: list) -> None:
+    ch, at = b.get('channels'), f'modalities.{m}'
+    ok = ch is None or (isinstance(ch, list) and len(ch) > 0)
+    if not ok: P.append((f'{at}.channels', f"expected a list of 1-based band indices, got {ch!r}"))
+    elif ch is not None and m != 'DEM_ELEV':
+        for i, c in enumerate(ch):
+            if not _is_int(c) or not 1 <= c <= BAND_COUNTS[m]: P.append((f'{at}.channels[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
+    nm = b.get('normalization') or {}
+    if not isinstance(nm, dict): P.append((f'{at}.normalization', f"expected a mapping with a type, got {nm!r}")); return
+    if nm.get('type', 'without') not in ('custom', 'scaling', 'without'):
+        P.append((f'{at}.normalization.type', f"{nm.get('type')!r} is not one of ['custom', 'scaling', 'without']"))
+    elif ok and nm.get('type') == 'custom' and m in MONO_MODALITIES and m != 'DEM_ELEV':  # DEM: the reader falls back to the training statistics
+        n = len(ch) if ch else BAND_COUNTS[m]
+        for s in ('means', 'stds'):
+            v = nm.get(s)
+            if not isinstance(v, list) or len(v) != n or not all(map(_num, v)):
+                P.append((f'{at}.normalization.{s}', f"{v!r}: norm type custom needs {n} value(s), one per channel in {ch or 'all bands'}"))
+
+def _zonal_series_problems(m: str, b: dict, P: list) -> None:
+    ta, at = b.get('temporal_average', False), f'modalities.{m}'
+    if ta not in (False, None, 'monthly', 'semi-monthly', True): P.append((f'{at}.temporal_average', f"{ta!r} is not one of [False, 'monthly', 'semi-monthly']"))
+    elif ta is True and b.get('average_period', 'monthly') not in ('monthly', 'semi-monthly'):
+        P.append((f'{at}.average_period', f"{b.get('average_period')!r} is not one of ['monthly', 'semi-monthly']"))
+    if not b.get('dates_txt'): P.append((f'{at}.dates_txt', 'required: one YYYYMMDD per line, in band order'))
+    if m != 'SENTINEL2_TS' or not b.get('filter_clouds'): return
+    if not b.get('filter_clouds_img_path'): P.append((f'{at}.filter_clouds_img_path', 'required when filter_clouds is True'))
+    for k in ('filter_clouds_max_cloud', 'filter_clouds_max_snow', 'filter_clouds_max_frac_cover'):
+        if k in b and not (_num(b[k]) and b[k] >= 0): P.append((f'{at}.{k}', f"{b[k]!r} must be a number >= 0"))
+
+# %% ../nbs/00_config.ipynb #a674003d
+def _zonal_modality_problems(cfg: dict, check_files: bool) -> list:
+    mods, P = cfg.get('modalities'), []
+    if mods in (None, ''): return P  # reported as a missing required key
+    inputs = mods.get('inputs') if isinstance(mods, dict) else None
+    if not isinstance(inputs, dict): return [('modalities.inputs', f"expected a mapping {{modality: True/False}}, got {inputs!r}")]
+    for m, on in inputs.items():
         if m not in MODALITIES: P.append((f'modalities.inputs.{m}', f"unknown modality; expected one of {list(MODALITIES)}"))
-    on = [m for m in MODALITIES if inputs.get(m)]
+        elif not isinstance(on, bool): P.append((f'modalities.inputs.{m}', f"{on!r} must be True or False"))
+    on = [m for m in MODALITIES if inputs.get(m) is True]
     if not on: P.append(('modalities.inputs', 'no modality is enabled'))
     for m in on:
-        b = mods.get(m) or {}
+        b = mods.get(m)
         if not isinstance(b, dict) or not b.get('input_img_path'): P.append((f'modalities.{m}.input_img_path', 'required for an enabled modality')); continue
         for k in b:
-            if k not in _ZONAL_BLOCK: warnings.warn(f"unknown config key modalities.{m}.{k}", ConfigWarning, stacklevel=3)
-        ch = b.get('channels')
-        if ch is not None:
-            if not isinstance(ch, list) or not ch: P.append((f'modalities.{m}.channels', f"expected a list of 1-based band indices, got {ch!r}"))
-            elif m in ('AERIAL_RGBI', 'SPOT_RGBI', 'AERIAL-RLT_PAN') or m in TS_MODALITIES:
-                for i, c in enumerate(ch):
-                    if not isinstance(c, int) or not 1 <= c <= BAND_COUNTS[m]: P.append((f'modalities.{m}.channels[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
-        nm = b.get('normalization') or {}
-        if nm.get('type', 'custom') not in ('custom', 'scaling', 'without'): P.append((f'modalities.{m}.normalization.type', f"{nm.get('type')!r} is not one of ['custom', 'scaling', 'without']"))
-        elif nm.get('type') == 'custom' and m in ('AERIAL_RGBI', 'SPOT_RGBI', 'AERIAL-RLT_PAN') and isinstance(ch, list):
-            for s in ('means', 'stds'):  # DEM: the zone reader falls back to the default statistics (with a warning)
-                v = nm.get(s)
-                if not isinstance(v, list) or len(v) != len(ch):
-                    P.append((f'modalities.{m}.normalization.{s}', f"{v!r}: norm type custom needs {len(ch)} value(s), one per channel in {ch}"))
-        if m in TS_MODALITIES:
-            ta = b.get('temporal_average', False)
-            if ta not in (False, None, 'monthly', 'semi-monthly', True): P.append((f'modalities.{m}.temporal_average', f"{ta!r} is not one of [False, 'monthly', 'semi-monthly']"))
-            if not b.get('dates_txt'): P.append((f'modalities.{m}.dates_txt', 'required: one YYYYMMDD per line, in band order'))
+            if k not in _ZONAL_BLOCK: warnings.warn(f"unknown config key modalities.{m}.{k}", ConfigWarning, stacklevel=4)
+        _zonal_block_problems(m, b, P)
+        if m in TS_MODALITIES: _zonal_series_problems(m, b, P)
         if check_files:
             for k in ('input_img_path', 'dates_txt') + (('filter_clouds_img_path',) if b.get('filter_clouds') else ()):
                 if b.get(k) and not Path(b[k]).is_file(): P.append((f'modalities.{m}.{k}', f"{b[k]}: file not found"))
-    tasks = cfg.get('tasks')
-    if not isinstance(tasks, list) or not any(isinstance(t, dict) and t.get('active') for t in tasks): P.append(('tasks', 'no task has active: True'))
-    else:
-        for i, t in enumerate(tasks):
-            if t.get('active') and t.get('name') not in TASKS: P.append((f'tasks[{i}].name', f"{t.get('name')!r}: expected one of {list(TASKS)}"))
-    if check_files and cfg.get('model_weights') and not Path(str(cfg['model_weights'])).is_file():
+    return P
+
+# %% ../nbs/00_config.ipynb #0fada51f
+def _zonal_task_problems(tasks) -> list:
+    if tasks in (None, ''): return []  # reported as a missing required key
+    if not isinstance(tasks, list): return [('tasks', f"expected a list of {{name, active, class_names}}, got {_tname(tasks)} {tasks!r}")]
+    P, active = [], 0
+    for i, t in enumerate(tasks):
+        if not isinstance(t, dict): P.append((f'tasks[{i}]', f"expected a mapping {{name, active, class_names}}, got {t!r}")); continue
+        if not t.get('active'): continue
+        active += 1
+        if t.get('name') not in TASKS: P.append((f'tasks[{i}].name', f"{t.get('name')!r}: expected one of {list(TASKS)}")); continue
+        cn, K = t.get('class_names'), NUM_CLASSES[t['name']]
+        if not isinstance(cn, dict) or not cn or {int(k) if str(k).isdigit() else k for k in cn} != set(range(len(cn))) or len(cn) > K:
+            P.append((f'tasks[{i}].class_names', f"expected {{class index: name}} with indices 0..K-1 (K <= {K}), got {cn!r}"))
+    if not active: P.append(('tasks', 'no task has active: True'))
+    return P
+
+def _zonal_problems(cfg: dict, check_files: bool, need_weights: bool=True) -> list:
+    "Every problem of a zonal config (defaults merged, paths resolved), as `(key, message)`"
+    P = _zonal_scalar_problems(cfg, need_weights) + _zonal_modality_problems(cfg, check_files) + _zonal_task_problems(cfg.get('tasks'))
+    if check_files and need_weights and cfg.get('model_weights') and not Path(str(cfg['model_weights'])).is_file():
         P.append(('model_weights', f"{cfg['model_weights']}: file not found"))
     return P
 
+# %% ../nbs/00_config.ipynb #e422b3bd
 def load_zonal_config(src: str|Path|dict, # YAML file or dict
                       overrides: dict|None=None, # top-level (or dotted) keys to replace
                       validate: bool=True, # raise `ConfigError` listing every problem
                       check_files: bool=True, # the weights and input rasters must exist
+                      need_weights: bool=True, # False: `model_weights` may be absent or missing (a model is given)
                      ) -> dict:
     "The resolved zonal-inference config: defaults merged, paths resolved, validated"
     if isinstance(src, dict): raw, base = copy.deepcopy(src), None
     else: raw, base = read_yaml_config(src)
     for k, v in (overrides or {}).items(): set_path(raw, k, _parse(v))
-    known = set(ZONAL_DEFAULTS) | set(ZONAL_REQUIRED) | {'output_px_meters', 'rank', 'world_size'}  # rank/world_size: else torchrun's env
+    known = set(ZONAL_DEFAULTS) | set(ZONAL_REQUIRED) | {'rank', 'world_size'}  # rank/world_size: else torchrun's env
     for k in raw:
         if k not in known: warnings.warn(f"unknown config key {k} (ignored; check its spelling)", ConfigWarning, stacklevel=2)
     cfg = {**copy.deepcopy(ZONAL_DEFAULTS), **raw}
     cfg['output_path'] = resolve_path(cfg.get('output_path'), base, must_exist=False)
     cfg['model_weights'] = resolve_path(cfg.get('model_weights'), base)
-    for m, b in (cfg.get('modalities') or {}).items():
+    mods = cfg.get('modalities')
+    for m, b in (mods.items() if isinstance(mods, dict) else ()):
         if m != 'inputs' and isinstance(b, dict):
             for k in ('input_img_path', 'dates_txt', 'filter_clouds_img_path'): b[k] = resolve_path(b.get(k), base)
     if validate:
-        P = _zonal_problems(cfg, check_files)
+        P = _zonal_problems(cfg, check_files, need_weights)
         if P: raise ConfigError(P, src if not isinstance(src, dict) else None)
     return cfg
 
@@ -916,8 +969,8 @@ def zonal_training_config(zcfg: dict, # resolved zonal config
     tasks = zonal_tasks(zcfg)
     return resolve_config({
         'modalities': {'inputs': {m: m in on for m in MODALITIES},
-                       'inputs_channels': {m: list(mods[m]['channels']) for m in on
-                                           if m not in ALL_CHANNELS_MODALITIES and (mods.get(m) or {}).get('channels')},
+                       'inputs_channels': {m: list(mods[m].get('channels') or range(1, BAND_COUNTS[m] + 1)) for m in on
+                                           if m not in ALL_CHANNELS_MODALITIES},  # absent: every band of the zone raster
                        'aux_loss': {m: False for m in MODALITIES}, 'modality_dropout': {m: 0 for m in MODALITIES},
                        'pre_processings': {'calc_elevation': bool(dem.get('calc_elevation', True)),
                                            'calc_elevation_stack_dsm': bool(dem.get('calc_elevation_stack_dsm', True))},

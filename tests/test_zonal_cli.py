@@ -1,6 +1,7 @@
-"""End-to-end runs of `flairhub_zonal` (as `python -m flairhub_nb.zonal.cli`): the reference zonal config pointed at a
-small synthetic zone, bad inputs, a crash (SIGKILL) and resume, and two ranks writing one zone."""
-import json, os, signal, subprocess, sys, time
+"""End-to-end runs of `flairhub_zonal` (the console script; `python -m flairhub_nb.zonal.cli` is the same command): the
+reference zonal config pointed at a small synthetic zone, bad inputs, a crash (SIGKILL) and resume, two ranks writing
+one zone, and the Python API (`predict_zone`) accepting and rejecting exactly the configs the command does."""
+import copy, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -14,15 +15,21 @@ from flairhub_nb.models.fusion import FlairHubModel
 from flairhub_nb.models.checkpoint import save_checkpoint
 from flairhub_nb.zonal.read import make_test_zone, zonal_config
 from flairhub_nb.zonal.plan import write_test_raster
-from flairhub_nb.zonal.cli import check_zonal_config, model_config
+from flairhub_nb.config import ConfigError, load_zonal_config, zonal_training_config
+from flairhub_nb.zonal.cli import predict_zone
 
 TASK = 'AERIAL_LABEL-COSIA'
+
+
+def _script(name: str) -> str:
+    p = Path(sys.executable).parent / name
+    return str(p) if p.exists() else (shutil.which(name) or pytest.fail(f'console script {name} not installed (pip install -e .)'))
 
 
 def _cli(cfg: dict, folder: Path, name: str = 'cfg', env: dict | None = None, wait: bool = True):
     p = folder / f'{name}.yaml'
     p.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, '-m', 'flairhub_nb.zonal.cli', '--config', str(p)]
+    cmd = [_script('flairhub_zonal'), '--config', str(p)]
     e = {**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})}
     if not wait: return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600, check=False)
@@ -30,8 +37,7 @@ def _cli(cfg: dict, folder: Path, name: str = 'cfg', env: dict | None = None, wa
 
 def _weights(cfg: dict, folder: Path, sizes: dict) -> str:
     torch.manual_seed(0)
-    (folder / 'dummy').write_bytes(b'x')
-    mc = model_config(check_zonal_config({**cfg, 'model_weights': str(folder / 'dummy')}))
+    mc = zonal_training_config(load_zonal_config(cfg, need_weights=False))
     return str(save_checkpoint(FlairHubModel(mc, sizes), folder / f"w_{'_'.join(sizes)}.safetensors"))
 
 
@@ -131,6 +137,74 @@ def test_two_ranks_one_zone(zone):
         assert p.returncode == 0, err
     with rasterio.open(d / 'out' / f'ranks_{TASK}_argmax.tif') as a, rasterio.open(d / 'out' / f'toy_{TASK}_argmax.tif') as b:
         assert np.array_equal(a.read(1), b.read(1))
+
+
+def _put(d: dict, path: str, value):
+    *head, last = path.split('.')
+    for k in head: d = d.setdefault(k, {})
+    d[last] = value
+
+
+SAME_CASES = {  # id: (changes {dotted path: value}, top-level keys removed, key the rejection must name; None: valid)
+    'valid': ({}, (), None),
+    'default_px_size': ({}, ('output_px_meters',), None),  # a missing key that has a default
+    'crop_batch_3': ({'stitching': 'crop', 'batch_size': 3}, (), None),
+    'no_output_name': ({}, ('output_name',), 'output_name'),
+    'no_tasks': ({}, ('tasks',), 'tasks'),
+    'tile_zero': ({'img_pixels_detection': 0}, (), 'img_pixels_detection'),
+    'batch_zero': ({'batch_size': 0}, (), 'batch_size'),
+    'margin_text': ({'margin': 'wide'}, (), 'margin'),
+    'flag_text': ({'use_gpu': 'sometimes'}, (), 'use_gpu'),
+    'output_type': ({'output_type': 'probs'}, (), 'output_type'),
+    'margin_too_large': ({'margin': 64}, (), 'margin'),  # 2 x 64 is not smaller than the 128 px tile
+    'px_size_negative': ({'output_px_meters': -0.2}, (), 'output_px_meters'),
+    'input_missing': ({'modalities.AERIAL_RGBI.input_img_path': '{d}/nope.tif'}, (), 'modalities.AERIAL_RGBI.input_img_path'),
+    'weights_missing': ({'model_weights': '{d}/nope.safetensors'}, (), 'model_weights'),
+    'unknown_modality': ({'modalities.inputs.AERIAL_RGB': True}, (), 'modalities.inputs.AERIAL_RGB'),
+    'channel': ({'modalities.AERIAL_RGBI.channels': [4, 1, 9]}, (), 'modalities.AERIAL_RGBI.channels[2]'),
+    'no_active_task': ({'tasks': []}, (), 'tasks'),
+}
+
+
+@pytest.mark.parametrize('case', list(SAME_CASES))
+def test_api_and_command_accept_the_same_configs(zone, case):
+    "`predict_zone(dict)` and `flairhub_zonal --config` both run, or both reject naming the same keys, each config"
+    d, _, cfg, _ = zone
+    changes, drop, key = SAME_CASES[case]
+    c = {k: v for k, v in copy.deepcopy(cfg).items() if k not in drop}
+    if 'output_name' in c: c['output_name'] = f'same_{case}'
+    for p, v in changes.items(): _put(c, p, v.format(d=d) if isinstance(v, str) else copy.deepcopy(v))
+    api_keys = None
+    try: res = predict_zone({**copy.deepcopy(c), 'output_path': str(d / 'same_api')}, progress=False)
+    except ConfigError as e: api_keys = {k for k, _ in e.problems}
+    r = _cli({**c, 'output_path': str(d / 'same_cli')}, d, f'same_{case}')
+    cli_keys = {l.strip().split(': ', 1)[0] for l in r.stderr.splitlines() if l.startswith('  ')}
+    if key is None:
+        assert api_keys is None and r.returncode == 0, (api_keys, r.stderr)
+        with rasterio.open(res[TASK]) as a, rasterio.open(d / 'same_cli' / Path(res[TASK]).name) as b:
+            assert np.array_equal(a.read(1), b.read(1))
+    else:
+        assert api_keys is not None and key in api_keys, api_keys
+        assert r.returncode == 1 and r.stderr.startswith('flairhub_zonal: error: invalid config'), r.stderr
+        assert cli_keys == api_keys, (cli_keys, api_keys)
+
+
+def test_module_form_is_the_console_script(zone):
+    "`python -m flairhub_nb.zonal.cli` (what torchrun runs) is `flairhub_zonal`: same flags, same answers"
+    d, _, cfg, _ = zone
+    p = d / 'check.yaml'
+    p.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    forms = [[_script('flairhub_zonal')], [sys.executable, '-m', 'flairhub_nb.zonal.cli']]
+    run = lambda args: [subprocess.run(f + args, capture_output=True, text=True, env=env, timeout=300, check=False) for f in forms]
+    helps = run(['--help'])
+    assert [h.returncode for h in helps] == [0, 0] and helps[0].stdout == helps[1].stdout, helps
+    assert '--check' in helps[0].stdout and '--override' in helps[0].stdout
+    checks = run(['--config', str(p), '--check'])
+    assert [c.returncode for c in checks] == [0, 0] and checks[0].stdout == checks[1].stdout, checks
+    bad = run(['--config', str(p), '--check', '-o', 'batch_size=0'])
+    assert [b.returncode for b in bad] == [1, 1] and bad[0].stderr == bad[1].stderr, bad
+    assert '  batch_size: 0 must be an integer >= 1' in bad[0].stderr.splitlines()
 
 
 @pytest.mark.slow

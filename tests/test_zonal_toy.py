@@ -1,5 +1,6 @@
 """The reference zonal config on the project's toy zone (`flairhub_nb.data.toy.make_toy_zone`): aerial, DEM, SPOT,
-Sentinel-2 (with its cloud mask) and Sentinel-1 through a tiny random fusion model, via `flairhub_zonal`."""
+Sentinel-2 (with its cloud mask) and Sentinel-1 through a tiny random fusion model, via `flairhub_zonal` (run as
+`python -m flairhub_nb.zonal.cli`, the same command)."""
 import os, subprocess, sys
 import geopandas as gpd
 import pytest
@@ -12,7 +13,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from flairhub_nb.data.toy import make_toy_zone
 from flairhub_nb.models.checkpoint import save_checkpoint
 from flairhub_nb.models.fusion import FlairHubModel
-from flairhub_nb.zonal.cli import check_zonal_config, model_config
+from flairhub_nb.config import load_zonal_config, zonal_training_config
 from flairhub_nb.zonal.plan import plan_zone
 
 MODS = ('AERIAL_RGBI', 'DEM_ELEV', 'SPOT_RGBI', 'SENTINEL2_TS', 'SENTINEL1-ASC_TS')
@@ -36,10 +37,10 @@ def test_toy_zone_all_modalities(toy):
     cfg = zone.zonal_config(d / 'dummy', d / 'out', modalities=MODS, monotemp_arch='test_convnext-upernet',
                             img_pixels_detection=128, margin=16, batch_size=2, write_dataframe=True)
     (d / 'dummy').write_bytes(b'x')
-    chk = check_zonal_config(cfg)
+    chk = load_zonal_config(cfg)
     plan = plan_zone({m: chk['modalities'][m]['input_img_path'] for m in MODS}, 128, 16, chk['output_px_meters'])
     torch.manual_seed(0)
-    cfg['model_weights'] = str(save_checkpoint(FlairHubModel(model_config(chk), plan.patch_sizes()), d / 'w.safetensors'))
+    cfg['model_weights'] = str(save_checkpoint(FlairHubModel(zonal_training_config(chk), plan.patch_sizes()), d / 'w.safetensors'))
     r = _run(cfg, d)
     assert r.returncode == 0, r.stderr
     f = d / 'out' / f'{zone.name}_AERIAL_LABEL-COSIA_argmax.tif'

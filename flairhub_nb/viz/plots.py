@@ -16,7 +16,7 @@ from ..nomenclature import nomenclature
 __all__ = ['MONO_IMAGE', 'S1_KEYS', 'MODALITY_ORDER', 'TASK_KEYS', 'TS_BANDS', 'as_numpy', 'stretch', 'hillshade',
            'render_modality', 'label_to_rgb', 'legend_handles', 'plot_label', 'plot_sample', 'resolve_csv_path',
            'read_raw_sample', 'plot_prediction', 'class_counts', 'plot_class_distribution', 'plot_confusion',
-           'read_decimated', 'plot_zonal']
+           'read_decimated', 'plot_zonal', 'show_prediction']
 
 # %% ../../nbs/50_viz.plots.ipynb #d7277228
 def as_numpy(x) -> np.ndarray:
@@ -318,4 +318,27 @@ def plot_zonal(path: Path|str, # zonal output GeoTIFF: class map (1 band) or per
     plot_label(cls, task, ax=ax, title=f"{Path(path).name} ({task})")
     ax.images[-1].set_extent((l, r, b, t)); ax.set_axis_on(); ax.tick_params(labelsize=7)
     ax.set_xlabel(f"x ({crs})", fontsize=8)
+    return fig
+
+# %% ../../nbs/50_viz.plots.ipynb #3a7198f9
+def show_prediction(input_path: Path|str, # the zone's input raster (aerial RGBI: bands 1,2,3 shown)
+                    pred_path: Path|str, # an argmax output of `predict_zone` (with its colour table)
+                    max_px: int=1024, # longest side drawn
+                    bands: Sequence[int]=(1, 2, 3), # input bands shown as RGB
+                    figsize: tuple=(12, 6), # figure size in inches
+                   ):
+    "A zone's input next to its argmax prediction, in the prediction's colour table; returns the figure"
+    import matplotlib.pyplot as plt, rasterio
+    from matplotlib.colors import ListedColormap
+    img, _ = read_decimated(input_path, max_px, bands)
+    pred, _ = read_decimated(pred_path, max_px, [1])
+    with rasterio.open(pred_path) as ds: cmap = ds.colormap(1)
+    lut = ListedColormap([np.array(cmap.get(i, (0, 0, 0, 0))) / 255 for i in range(256)])
+    fig, ax = plt.subplots(1, 2, figsize=figsize)
+    ax[0].imshow(stretch(img))
+    ax[1].imshow(pred[0], cmap=lut, vmin=0, vmax=255, interpolation='nearest')
+    for a, p in zip(ax, (input_path, pred_path)):
+        a.set_title(Path(p).name)
+        a.set_axis_off()
+    fig.tight_layout()
     return fig

@@ -6,110 +6,27 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.cli.html.md"""
 
 # %% ../../nbs/44_zonal.cli.ipynb #bbf3976a
 from __future__ import annotations
-import argparse, copy, os, sys, warnings
+import os, sys, warnings
 from pathlib import Path
 from collections.abc import Callable
 import torch
-import yaml
+from ..config import ConfigWarning, load_zonal_config, zonal_model_spec, zonal_training_config
 from .plan import plan_zone, TilingPlan
 from .read import modality_specs, ZoneReader
-from .write import write_zone, OUTPUT_TYPES
+from .write import write_zone
 
 # %% auto #0
-__all__ = ['ZONAL_DEFAULTS', 'REQUIRED', 'UTAE_DEFAULTS', 'check_zonal_config', 'active_tasks', 'load_zonal_config',
-           'model_config', 'build_model', 'select_device', 'model_predict_fn', 'predict_zone', 'run', 'main',
-           'show_prediction']
-
-# %% ../../nbs/44_zonal.cli.ipynb #7af331d5
-ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversion=True, use_gpu=True, batch_size=1,
-                      num_worker=0, img_pixels_detection=2048, margin=512, multitemp_model_ref_date='05-15',
-                      monotemp_arch='swin_base_patch4_window12_384-upernet', stitching='blend', max_strip_px=8192,
-                      resume=True, amp=True, cpu_bf16=False, channels_last=True)
-REQUIRED = ('output_path', 'output_name', 'model_weights', 'img_pixels_detection', 'margin', 'modalities', 'tasks',
-            'output_px_meters')
-
-def _resolve(p, base: Path|None):
-    if p is None or str(p).strip() == '': return p
-    p = Path(str(p)).expanduser()
-    if p.is_absolute() or base is None: return str(p)
-    return str(base / p) if (base / p).exists() or not p.exists() else str(p)
-
-def check_zonal_config(cfg: dict, # zonal config (reference schema)
-                       base_dir: str|Path|None=None, # folder relative paths resolve against (the config file's)
-                      ) -> dict:
-    "A validated copy of `cfg` with defaults filled in and paths resolved"
-    missing = [k for k in REQUIRED if cfg.get(k) in (None, '')]
-    if missing: raise ValueError(f"zonal config: missing required key(s) {missing}")
-    c = {**ZONAL_DEFAULTS, **copy.deepcopy(cfg)}
-    base = Path(base_dir) if base_dir else None
-    c['output_path'], c['model_weights'] = _resolve(c['output_path'], base), _resolve(c['model_weights'], base)
-    if not Path(c['model_weights']).is_file(): raise FileNotFoundError(f"model_weights: {c['model_weights']} not found")
-    if c['output_type'] not in OUTPUT_TYPES: raise ValueError(f"output_type {c['output_type']!r}: expected one of {OUTPUT_TYPES}")
-    if c['stitching'] not in ('blend', 'crop'): raise ValueError(f"stitching {c['stitching']!r}: expected 'blend' or 'crop'")
-    for k in ('img_pixels_detection', 'margin', 'batch_size', 'num_worker'):
-        if not isinstance(c[k], int) or c[k] < 0: raise ValueError(f"{k}: expected a non-negative integer, got {c[k]!r}")
-    if not float(c['output_px_meters']) > 0: raise ValueError(f"output_px_meters: expected > 0, got {c['output_px_meters']!r}")
-    for m, on in (c['modalities'].get('inputs') or {}).items():
-        b = c['modalities'].get(m) or {}
-        for k in ('input_img_path', 'dates_txt', 'filter_clouds_img_path'):
-            if on and b.get(k): b[k] = _resolve(b[k], base)
-    if not active_tasks(c): raise ValueError("tasks: no task has active: True")
-    return c
-
-def active_tasks(cfg: dict) -> dict:
-    "{task name: {class index: class name}} of the active tasks"
-    out = {}
-    for t in cfg.get('tasks') or []:
-        if not t.get('active'): continue
-        if not t.get('name') or not t.get('class_names'): raise ValueError(f"tasks: entry {t!r} needs a name and class_names")
-        out[t['name']] = {int(k): v for k, v in t['class_names'].items()}
-    return out
-
-def load_zonal_config(path: str|Path, # YAML file
-                      overrides: dict|None=None, # top-level keys to replace
-                     ) -> dict:
-    "Read and check a zonal config file (the project's `flairhub_nb.config.load_zonal_config` when available)"
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"zonal config {path} not found")
-    try:
-        from flairhub_nb.config import load_zonal_config as _load
-        cfg = _load(path)
-    except ImportError: cfg = yaml.safe_load(path.read_text())
-    if not isinstance(cfg, dict): raise TypeError(f"{path}: not a YAML mapping")
-    return check_zonal_config({**cfg, **(overrides or {})}, path.parent)
-
-# %% ../../nbs/44_zonal.cli.ipynb #509609e2
-UTAE_DEFAULTS = dict(ref_date='05-15', encoder_widths=[64, 64, 64, 128], decoder_widths=[32, 32, 64, 128], out_conv=[32, 19],
-                     str_conv_k=3, str_conv_s=1, str_conv_p=1, agg_mode='att_group', encoder_norm='group', n_head=16,
-                     d_model=256, d_k=4, pad_value=0, padding_mode='reflect')
-
-def model_config(cfg: dict, # checked zonal config
-                ) -> dict:
-    "Training-style config for `FlairHubModel` from a zonal config"
-    mods = cfg['modalities']
-    inputs = {m: bool(v) for m, v in mods['inputs'].items()}
-    chans = {m: list((mods.get(m) or {}).get('channels') or []) for m, on in inputs.items()
-             if on and m not in ('DEM_ELEV', 'AERIAL-RLT_PAN')}
-    dem = mods.get('DEM_ELEV') or {}
-    tasks = active_tasks(cfg)
-    return {'modalities': {'inputs': inputs, 'inputs_channels': chans,
-                           'aux_loss': {m: False for m in inputs}, 'modality_dropout': {m: 0 for m in inputs},
-                           'pre_processings': {'calc_elevation': bool(dem.get('calc_elevation', True)),
-                                               'calc_elevation_stack_dsm': bool(dem.get('calc_elevation_stack_dsm', True))}},
-            'models': {'monotemp_model': {'arch': cfg['monotemp_arch'], 'new_channels_init_mode': 'copy_first'},
-                       'multitemp_model': {**UTAE_DEFAULTS, 'ref_date': str(cfg['multitemp_model_ref_date'])}},
-            'labels': list(tasks),
-            'labels_configs': {t: {'value_name': names} for t, names in tasks.items()}}
+__all__ = ['build_model', 'select_device', 'model_predict_fn', 'predict_zone', 'run']
 
 # %% ../../nbs/44_zonal.cli.ipynb #0806558e
-def build_model(cfg: dict, # checked zonal config
+def build_model(cfg: dict, # resolved zonal config (`load_zonal_config`)
                 plan: TilingPlan, # gives `img_input_sizes`
                 weights: str|Path|None=None, # checkpoint; `cfg['model_weights']` when None
                ) -> torch.nn.Module:
-    "FlairHubModel from a zonal config, with its weights loaded, in eval mode"
+    "FlairHubModel of a zonal config (`zonal_training_config`), with its weights loaded, in eval mode"
     from flairhub_nb.models.fusion import FlairHubModel
     from flairhub_nb.models.checkpoint import load_checkpoint, CheckpointMismatchError
-    model = FlairHubModel(model_config(cfg), plan.patch_sizes(), encoder_weights=None)
+    model = FlairHubModel(zonal_training_config(cfg), plan.patch_sizes(), encoder_weights=None)
     path = weights or cfg['model_weights']
     rep = load_checkpoint(model, path, strict=False)
     extra = [k for k in rep.unexpected if not k.startswith(('aux_decoders.', 'criterion.'))]
@@ -153,85 +70,49 @@ def model_predict_fn(model: torch.nn.Module, # FlairHubModel
 
 # %% ../../nbs/44_zonal.cli.ipynb #007e5676
 def _rank_world(cfg: dict) -> tuple[int, int]:
-    r = cfg.get('rank', os.environ.get('RANK', '0')); w = cfg.get('world_size', os.environ.get('WORLD_SIZE', '1'))
-    return int(r), int(w)
+    "This process's rank and the world size: the config's, else torchrun's `RANK` / `WORLD_SIZE`"
+    return int(cfg.get('rank', os.environ.get('RANK', '0'))), int(cfg.get('world_size', os.environ.get('WORLD_SIZE', '1')))
 
-def predict_zone(cfg: dict|str|Path, # zonal config dict or YAML path
+def _weights_signature(cfg: dict) -> dict:
+    "What a resumed run must share with the interrupted one, besides the plan and the inputs: the weights file"
+    w = cfg.get('model_weights')
+    return {'weights': (str(w), os.path.getmtime(w)) if w and Path(w).is_file() else None}
+
+def predict_zone(cfg: dict|str|Path, # zonal config: a dict or a YAML path (loaded and validated by `load_zonal_config`)
                  model: torch.nn.Module|None=None, # a built model (else built from the config and `model_weights`)
                  predict_fn: Callable|None=None, # batch -> {task: logits}; overrides `model`
                  progress: bool=True, # tqdm bar
-                 **overrides, # top-level config keys to replace
+                 **overrides, # config keys to replace
                 ) -> dict:
     "Run zonal inference; returns {task: output path} (on rank 0)"
-    if isinstance(cfg, (str, Path)): cfg = load_zonal_config(cfg, overrides)
-    else:
-        if (predict_fn is not None or model is not None) and not Path(str(cfg.get('model_weights') or '')).is_file():
-            cfg = {**cfg, 'model_weights': __file__}  # weights are not used: any existing file passes the check
-        cfg = check_zonal_config({**cfg, **overrides})
-    specs = modality_specs(cfg)
+    cfg = load_zonal_config(cfg, overrides, need_weights=model is None and predict_fn is None)
+    spec = zonal_model_spec(cfg)
+    specs = modality_specs(cfg, spec)
     plan = plan_zone({m: s.path for m, s in specs.items()}, cfg['img_pixels_detection'], cfg['margin'],
                      float(cfg['output_px_meters']))
-    reader = ZoneReader(plan, specs, str(cfg['multitemp_model_ref_date']))
-    tasks = {t: len(n) for t, n in active_tasks(cfg).items()}
+    reader = ZoneReader(plan, specs, spec.multitemp['ref_date'])
     if predict_fn is None:
-        device = select_device(cfg['use_gpu'])
         model = model if model is not None else build_model(cfg, plan)
-        predict_fn = model_predict_fn(model, device, plan.tile_px, cfg['amp'], cfg['cpu_bf16'], cfg.get('channels_last', True))
+        predict_fn = model_predict_fn(model, select_device(cfg['use_gpu']), plan.tile_px, cfg['amp'], cfg['cpu_bf16'], cfg['channels_last'])
     rank, world = _rank_world(cfg)
     out = Path(cfg['output_path'])
     if cfg['write_dataframe'] and rank == 0:
-        out.mkdir(parents=True, exist_ok=True); plan.write_gpkg(out / f"{cfg['output_name']}_slicing_job.gpkg")
-    sig = {'weights': (str(cfg['model_weights']), os.path.getmtime(cfg['model_weights'])) if Path(cfg['model_weights']).is_file() else None}
-    return write_zone(plan, reader, predict_fn, tasks, out, cfg['output_name'], cfg['output_type'], cfg['stitching'],
-                      max(1, cfg['batch_size']), min(cfg['num_worker'], os.cpu_count() or 1), cfg['cog_conversion'], cfg['max_strip_px'], rank, world,
-                      cfg['resume'], progress, sig)
+        out.mkdir(parents=True, exist_ok=True)
+        plan.write_gpkg(out / f"{cfg['output_name']}_slicing_job.gpkg")
+    return write_zone(plan, reader, predict_fn, spec.num_classes, out, cfg['output_name'], cfg['output_type'], cfg['stitching'],
+                      cfg['batch_size'], min(cfg['num_worker'], os.cpu_count() or 1), cfg['cog_conversion'], cfg['max_strip_px'],
+                      rank, world, cfg['resume'], progress, _weights_signature(cfg))
 
 # %% ../../nbs/44_zonal.cli.ipynb #23bdfaab
-def run(cfg: dict, # checked or raw zonal config
+def run(cfg: dict, # the config `flairhub_zonal` loaded (`load_zonal_config`)
        ) -> int:
-    "Run zonal inference from a config dict; 0 on success (exceptions propagate)"
-    predict_zone(cfg, progress=True)
+    "What `flairhub_zonal` runs: zonal inference from its loaded config; 0 on success (exceptions propagate)"
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ConfigWarning)  # the command printed them when it loaded the config
+        predict_zone(cfg, progress=True)
     return 0
 
-def main(argv: list|None=None) -> int:
-    "Entry point of `flairhub_zonal`: parse `--config`, run, map failures to exit status 1"
-    ap = argparse.ArgumentParser(prog='flairhub_zonal', description='FLAIR-HUB zonal inference over large rasters')
-    ap.add_argument('--config', required=True, help='zonal config YAML (the reference schema)')
-    ap.add_argument('--traceback', action='store_true', help='print the full traceback on failure')
-    a = ap.parse_args(argv)
-    try: return run(load_zonal_config(a.config))
-    except KeyboardInterrupt:
-        print("flairhub_zonal: interrupted; rerun the same command to resume", file=sys.stderr); return 130
-    except Exception as e:  # noqa: BLE001 -- the command maps every failure to one line and exit status 1
-        if a.traceback: import traceback; traceback.print_exc()
-        print(f"flairhub_zonal: error: {type(e).__name__}: {e}", file=sys.stderr); return 1
-
 # %% ../../nbs/44_zonal.cli.ipynb #561c59c2
-if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())  # `python -m flairhub_nb.zonal.cli`
-
-# %% ../../nbs/44_zonal.cli.ipynb #3a10af45
-def show_prediction(input_path: str|Path, # the input raster (aerial RGBI: bands 1,2,3 shown)
-                    pred_path: str|Path, # an argmax output
-                    max_px: int=1024, # longest side drawn
-                    bands: tuple=(1, 2, 3), # input bands shown as RGB
-                    figsize: tuple=(12, 6)):
-    "Matplotlib figure: input next to the argmax prediction in its colour table"
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    import numpy as np, rasterio
-    with rasterio.open(input_path) as src:
-        s = max(1, int(np.ceil(max(src.width, src.height) / max_px)))
-        img = src.read(list(bands), out_shape=(len(bands), src.height // s, src.width // s)).astype(np.float32)
-    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
-    img = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1).transpose(1, 2, 0)
-    with rasterio.open(pred_path) as ds:
-        s = max(1, int(np.ceil(max(ds.width, ds.height) / max_px)))
-        pred = ds.read(1, out_shape=(ds.height // s, ds.width // s), resampling=rasterio.enums.Resampling.nearest)
-        cmap = ds.colormap(1)
-    lut = ListedColormap([np.array(cmap.get(i, (0, 0, 0, 0))) / 255 for i in range(256)])
-    fig, ax = plt.subplots(1, 2, figsize=figsize)
-    ax[0].imshow(img); ax[0].set_title(Path(input_path).name)
-    ax[1].imshow(pred, cmap=lut, vmin=0, vmax=255, interpolation='nearest'); ax[1].set_title(Path(pred_path).name)
-    for a in ax: a.set_axis_off()
-    fig.tight_layout()
-    return fig
+if __name__ == '__main__' and 'IPython' not in sys.modules:  # `python -m flairhub_nb.zonal.cli`: the same command
+    from flairhub_nb.cli import zonal_main
+    sys.exit(zonal_main())

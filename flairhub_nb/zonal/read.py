@@ -23,7 +23,8 @@ __all__ = ['DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_tx
            'zonal_config', 'ZoneTileDataset', 'zonal_collate']
 
 # %% ../../nbs/41_zonal.read.ipynb #f97bba8b
-from ..config import TS_MODALITIES  # one definition, in config
+from fastcore.basics import patch
+from ..config import ALL_CHANNELS_MODALITIES, TS_MODALITIES, ModelSpec, zonal_model_spec
 DEM_DEFAULT_STATS = ([311.06, 311.06], [537.55, 537.55])
 
 @dataclass
@@ -31,7 +32,7 @@ class ModalitySpec:
     "How to read and preprocess one modality of a zone"
     modality: str # modality key
     path: str # zone raster
-    channels: list|None # 1-based channels (per date for time series)
+    channels: list|None # 1-based channels (per date for time series); all bands when None
     norm_type: str='without' # 'custom', 'scaling' or 'without'
     means: list|None=None # per selected channel
     stds: list|None=None
@@ -47,47 +48,39 @@ class ModalitySpec:
     @property
     def is_series(self) -> bool: return self.modality in TS_MODALITIES
 
-def _avg_mode(block, mod):
-    v = block.get('temporal_average', False)
-    if v in (False, None, 'False', 'false', ''): return None
-    if v is True: v = block.get('average_period', 'monthly')
-    if v not in ('monthly', 'semi-monthly'):
-        raise ValueError(f"modalities.{mod}.temporal_average: {v!r} is not False, 'monthly' or 'semi-monthly'")
-    return v
+# %% ../../nbs/41_zonal.read.ipynb #8b6094dd
+def _dem_settings(s: ModalitySpec, b: dict, nch: int) -> None:
+    "DEM elevation flags; statistics that do not fit the `nch` channels fall back to the training ones (with a warning)"
+    s.calc_elevation, s.stack_dsm = bool(b.get('calc_elevation', True)), bool(b.get('calc_elevation_stack_dsm', True))
+    if s.norm_type == 'custom' and (len(s.means or []) != nch or len(s.stds or []) != nch):
+        warnings.warn(f"modalities.DEM_ELEV.normalization: {len(s.means or [])} means for {nch} DEM channel(s); "
+                      f"using the training statistics {DEM_DEFAULT_STATS}")
+        s.means, s.stds = [v[:nch] for v in DEM_DEFAULT_STATS]
 
-def modality_specs(cfg: dict, # zonal config (reference schema)
+def _series_settings(s: ModalitySpec, b: dict) -> None:
+    "Dates file, temporal averaging and (Sentinel-2) cloud filter of a time series"
+    ta = b.get('temporal_average', False)
+    s.dates_txt = str(b['dates_txt'])
+    s.temporal_average = None if ta in (False, None) else (b.get('average_period', 'monthly') if ta is True else ta)
+    if s.modality == 'SENTINEL2_TS' and b.get('filter_clouds'):
+        s.filter_clouds, s.clouds_path = True, str(b['filter_clouds_img_path'])
+        for k in ('max_cloud', 'max_snow', 'max_frac_cover'):
+            if f'filter_clouds_{k}' in b: setattr(s, k, float(b[f'filter_clouds_{k}']))
+
+def modality_specs(zcfg: dict, # resolved zonal config (`load_zonal_config`)
+                   spec: ModelSpec|None=None, # the model's spec; `zonal_model_spec(zcfg)` when None
                   ) -> dict:
-    "The `ModalitySpec` of every active modality of a zonal config"
-    mods = cfg.get('modalities') or {}
-    active = [m for m, on in (mods.get('inputs') or {}).items() if on]
-    if not active: raise ValueError("modalities.inputs: no modality is True")
-    specs = {}
-    for m in active:
-        b = mods.get(m) or {}
-        if not b.get('input_img_path'): raise ValueError(f"modalities.{m}.input_img_path is missing")
+    "The `ModalitySpec` of every modality the model takes, in fusion order"
+    spec, out = spec or zonal_model_spec(zcfg), {}
+    for m in spec.modalities:
+        b = zcfg['modalities'][m]
         n = b.get('normalization') or {}
-        s = ModalitySpec(m, str(b['input_img_path']), [int(c) for c in b['channels']] if b.get('channels') else None,
+        s = ModalitySpec(m, str(b['input_img_path']), None if m in ALL_CHANNELS_MODALITIES else list(spec.bands[m]),
                          n.get('type', 'without'), n.get('means'), n.get('stds'))
-        if m == 'DEM_ELEV':
-            s.calc_elevation = bool(b.get('calc_elevation', True)); s.stack_dsm = bool(b.get('calc_elevation_stack_dsm', True))
-            nch = 1 if (s.calc_elevation and not s.stack_dsm) else 2
-            if s.channels and len(s.channels) != 2: s.channels = None  # the reference's default [4,1,2] is SPOT's
-            if s.norm_type == 'custom' and (len(s.means or []) != nch or len(s.stds or []) != nch):
-                warnings.warn(f"modalities.DEM_ELEV.normalization: {len(s.means or [])} means for {nch} DEM channel(s); "
-                              f"using the training statistics {DEM_DEFAULT_STATS}")
-                s.means, s.stds = [v[:nch] for v in DEM_DEFAULT_STATS]
-        if s.is_series:
-            if not b.get('dates_txt'): raise ValueError(f"modalities.{m}.dates_txt is missing: time series need a text "
-                                                        "file with one YYYYMMDD acquisition date per line, in band order")
-            s.dates_txt, s.temporal_average = str(b['dates_txt']), _avg_mode(b, m)
-            if m == 'SENTINEL2_TS' and b.get('filter_clouds'):
-                if not b.get('filter_clouds_img_path'):
-                    raise ValueError("modalities.SENTINEL2_TS.filter_clouds is True but filter_clouds_img_path is missing")
-                s.filter_clouds, s.clouds_path = True, str(b['filter_clouds_img_path'])
-                for k in ('max_cloud', 'max_snow', 'max_frac_cover'):
-                    if f'filter_clouds_{k}' in b: setattr(s, k, float(b[f'filter_clouds_{k}']))
-        specs[m] = s
-    return specs
+        if m == 'DEM_ELEV': _dem_settings(s, b, spec.in_channels[m])
+        if s.is_series: _series_settings(s, b)
+        out[m] = s
+    return out
 
 # %% ../../nbs/41_zonal.read.ipynb #721d58e6
 def read_dates_txt(path: str|Path, # text file, one YYYYMMDD per line
@@ -144,51 +137,61 @@ class ZoneReader:
         self._pid, self._ds = None, {}
         self._check()
 
-    def _check(self):
+@patch
+def _check(self: ZoneReader):
+    "Band counts against dates and channels, before any tile is read"
+    for m, s in self.specs.items():
+        info = self.plan.rasters[m]
+        if s.is_series:
+            T = len(self.dates[m])
+            if T == 0 or info.count % T:
+                raise BandCountError(f"{m}: {info.path} has {info.count} bands, not a multiple of the {T} dates in {s.dates_txt}")
+            per = info.count // T
+            if s.channels and max(s.channels) > per:
+                raise BandCountError(f"{m}: {info.path} has {per} bands per date; channels {s.channels} out of range")
+        else:
+            need = s.channels or ([1, 2] if m == 'DEM_ELEV' else None)
+            if need and max(need) > info.count:
+                raise BandCountError(f"{m}: {info.path} has {info.count} band(s) but channels {need} were requested")
+            if m == 'DEM_ELEV' and info.count < 2:
+                raise BandCountError(f"DEM_ELEV: {info.path} has {info.count} band(s); need [DSM, DTM]")
+
+# %% ../../nbs/41_zonal.read.ipynb #bd891c55
+@patch
+def _open(self: ZoneReader) -> dict:
+    "This process's open datasets (opened on first use here)"
+    if self._pid != os.getpid():
+        self._ds = {m: rasterio.open(i.path) for m, i in self.plan.rasters.items()}
         for m, s in self.specs.items():
-            info = self.plan.rasters[m]
-            if s.is_series:
-                T = len(self.dates[m])
-                if T == 0 or info.count % T:
-                    raise BandCountError(f"{m}: {info.path} has {info.count} bands, not a multiple of the {T} dates in "
-                                         f"{s.dates_txt}")
-                per = info.count // T
-                if s.channels and max(s.channels) > per:
-                    raise BandCountError(f"{m}: {info.path} has {per} bands per date; channels {s.channels} out of range")
-            else:
-                need = s.channels or ([1, 2] if m == 'DEM_ELEV' else None)
-                if need and max(need) > info.count:
-                    raise BandCountError(f"{m}: {info.path} has {info.count} band(s) but channels {need} were requested")
-                if m == 'DEM_ELEV' and info.count < 2:
-                    raise BandCountError(f"DEM_ELEV: {info.path} has {info.count} band(s); need [DSM, DTM]")
+            if s.clouds_path: self._ds[m + ':clouds'] = rasterio.open(s.clouds_path)
+        self._pid = os.getpid()
+    return self._ds
 
-    def _open(self) -> dict:
-        if self._pid != os.getpid():  # first use in this process: open our own handles
-            self._ds = {m: rasterio.open(i.path) for m, i in self.plan.rasters.items()}
-            for m, s in self.specs.items():
-                if s.clouds_path: self._ds[m + ':clouds'] = rasterio.open(s.clouds_path)
-            self._pid = os.getpid()
-        return self._ds
+@patch
+def __getstate__(self: ZoneReader):
+    d = self.__dict__.copy()
+    d['_ds'], d['_pid'] = {}, None
+    return d
 
-    def __getstate__(self):
-        d = self.__dict__.copy(); d['_ds'], d['_pid'] = {}, None
-        return d
+@patch
+def close(self: ZoneReader):
+    "Close this process's handles"
+    for ds in self._ds.values(): ds.close()
+    self._ds, self._pid = {}, None
 
-    def close(self):
-        for ds in self._ds.values(): ds.close()
-        self._ds, self._pid = {}, None
-
-    def _repr_markdown_(self) -> str:
-        rows = []
-        for m, s in self.specs.items():
-            extra = (f"{len(self.dates[m])} dates" + (", cloud filter" if s.filter_clouds else '') +
-                     (f", {s.temporal_average} average" if s.temporal_average else '')) if s.is_series else \
-                    ("[DSM, DSM-DTM]" if m == 'DEM_ELEV' and s.calc_elevation and s.stack_dsm else '')
-            rows.append(f"| {m} | {s.channels or 'all'} | {s.norm_type} | {self.plan.patch_size(m)} | {extra} |")
-        return (f"**ZoneReader** over {self.plan.n_tiles} tiles, reference `{self.plan.ref_modality}`\n\n"
-                "| modality | channels | normalisation | tile px | |\n|---|---|---|---|---|\n" + '\n'.join(rows))
+@patch
+def _repr_markdown_(self: ZoneReader) -> str:
+    rows = []
+    for m, s in self.specs.items():
+        extra = (f"{len(self.dates[m])} dates" + (", cloud filter" if s.filter_clouds else '') +
+                 (f", {s.temporal_average} average" if s.temporal_average else '')) if s.is_series else \
+                ("[DSM, DSM-DTM]" if m == 'DEM_ELEV' and s.calc_elevation and s.stack_dsm else '')
+        rows.append(f"| {m} | {s.channels or 'all'} | {s.norm_type} | {self.plan.patch_size(m)} | {extra} |")
+    return (f"**ZoneReader** over {self.plan.n_tiles} tiles, reference `{self.plan.ref_modality}`\n\n"
+            "| modality | channels | normalisation | tile px | |\n|---|---|---|---|---|\n" + '\n'.join(rows))
 
 # %% ../../nbs/41_zonal.read.ipynb #c1164bc2
+@patch
 def _read_mono(self: ZoneReader, m: str, t: Tile) -> np.ndarray:
     s, ds = self.specs[m], self._open()[m]
     size = self.plan.patch_size(m)
@@ -198,6 +201,7 @@ def _read_mono(self: ZoneReader, m: str, t: Tile) -> np.ndarray:
     else: x = read_window(ds, self.plan.window(m, t), size, s.channels)
     return normalize(x, s.norm_type, s.means, s.stds, name=f"modalities.{m}")
 
+@patch
 def _read_series(self: ZoneReader, m: str, t: Tile) -> tuple[np.ndarray, np.ndarray]:
     s, dss = self.specs[m], self._open()
     size, dates = self.plan.patch_size(m), self.dates[m]
@@ -213,7 +217,9 @@ def _read_series(self: ZoneReader, m: str, t: Tile) -> tuple[np.ndarray, np.ndar
     if s.temporal_average: return temporal_average(x, dates, s.temporal_average, self.ref_date)
     return x.astype(np.float32), day_offsets(dates, self.ref_date).astype(np.float32)
 
-def _valid(self: ZoneReader, t: Tile) -> np.ndarray:
+@patch
+def valid(self: ZoneReader, t: Tile) -> np.ndarray:
+    "(P,P) bool: where tile `t` has data in the reference modality"
     m = self.plan.ref_modality
     ds, info = self._open()[m], self.plan.rasters[m]
     P = self.plan.tile_px
@@ -224,10 +230,9 @@ def _valid(self: ZoneReader, t: Tile) -> np.ndarray:
         return v
     return read_window(ds, self.plan.window(m, t), P, [1], Resampling.nearest, masks=True)[0] > 0
 
-ZoneReader._read_mono, ZoneReader._read_series, ZoneReader.valid = _read_mono, _read_series, _valid
-
 # %% ../../nbs/41_zonal.read.ipynb #e34810f9
-def _read_tile(self: ZoneReader, t: Tile) -> dict:
+@patch
+def read_tile(self: ZoneReader, t: Tile) -> dict:
     "The sample dict of tile `t`"
     out = {'tile_row': t.row, 'tile_col': t.col, 'valid': torch.from_numpy(self.valid(t))}
     for m, s in self.specs.items():
@@ -236,7 +241,6 @@ def _read_tile(self: ZoneReader, t: Tile) -> dict:
             out[m], out[DATES_KEY[m]] = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(d)
         else: out[m] = torch.from_numpy(np.ascontiguousarray(self._read_mono(m, t)))
     return out
-ZoneReader.read_tile = _read_tile
 
 # %% ../../nbs/41_zonal.read.ipynb #9632b272
 def make_test_zone(folder: str|Path, # where to write the rasters

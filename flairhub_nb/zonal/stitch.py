@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .plan import TilingPlan, Tile
 
 # %% auto #0
@@ -101,7 +102,8 @@ def _take(idx: np.ndarray):
     if len(idx) and (len(idx) == 1 or bool(np.all(np.diff(idx) == 1))): return slice(int(idx[0]), int(idx[-1]) + 1)
     return torch.from_numpy(idx)
 
-def _add(self: Stitcher,
+@patch
+def add(self: Stitcher,
          t: Tile, # the tile
          values: torch.Tensor, # (K,h,w) prediction of the tile (probabilities or logits)
          valid: torch.Tensor|None=None, # (P,P) bool, reference modality has data
@@ -128,10 +130,10 @@ def _add(self: Stitcher,
         acc[(slice(None),) + sl].addcmul_(v[:, r], w[r])
         ws[sl] += w[r]
         vm[sl] |= ok[r]
-Stitcher.add = _add
 
 # %% ../../nbs/42_zonal.stitch.ipynb #315d852e
-def _pop(self: Stitcher, b: int) -> dict:
+@patch
+def pop(self: Stitcher, b: int) -> dict:
     "Band `b`'s blended values (K,h,w), valid and covered (h,w), output window, and the sliver for the next strip"
     acc, ws, vm = self._buf(b)
     del self.acc[b]
@@ -143,13 +145,12 @@ def _pop(self: Stitcher, b: int) -> dict:
     vals = acc / ws.clamp_min(1e-12)
     return dict(band=b, rows=(y0, y1), cols=(self.x0, self.own_x1), values=vals, valid=vm & covered, covered=covered,
                 sliver=sliver)
-Stitcher.pop = _pop
 
 # %% ../../nbs/42_zonal.stitch.ipynb #2a4e13c4
-def _out_band(self: TilingPlan, y: int) -> int:
+@patch
+def out_band(self: TilingPlan, y: int) -> int:
     "The band holding output row `y`"
     return int(self.out_ref_rows[y]) // self.stride
-TilingPlan.out_band = _out_band
 
 # %% ../../nbs/42_zonal.stitch.ipynb #1e993d01
 def stitch_zone(plan: TilingPlan, # the zone's plan

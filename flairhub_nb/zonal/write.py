@@ -11,6 +11,7 @@ from pathlib import Path
 from collections.abc import Callable
 import numpy as np
 import torch
+from fastcore.basics import patch
 import rasterio, rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
@@ -23,7 +24,8 @@ __all__ = ['OUTPUT_TYPES', 'ARGMAX_NODATA', 'output_file', 'encode', 'task_color
            'write_zone', 'onehot_predict_fn']
 
 # %% ../../nbs/43_zonal.write.ipynb #f04ca980
-OUTPUT_TYPES = ('argmax', 'class_prob')
+from ..config import ZONAL_ENUMS
+OUTPUT_TYPES = ZONAL_ENUMS['output_type']  # one definition: the config's
 ARGMAX_NODATA = 255
 
 def output_file(out_dir: str|Path, name: str, task: str, output_type: str) -> Path:
@@ -89,7 +91,9 @@ class PartStore:
         return self.file.exists() and json.loads(self.file.read_text()).get('complete', False)
 
 # %% ../../nbs/43_zonal.write.ipynb #5a17fef8
-def _write_part(self: PartStore, task: str, strip: int, band: int, data: np.ndarray) -> None:
+@patch
+def write_part(self: PartStore, task: str, strip: int, band: int, data: np.ndarray) -> None:
+    "Write one band's encoded part (to a temporary name, then renamed)"
     path = self.part(task, strip, band)
     tmp = path.with_name(path.stem + '.tmp.tif')
     C, h, w = data.shape
@@ -101,25 +105,31 @@ def _write_part(self: PartStore, task: str, strip: int, band: int, data: np.ndar
     else: tmp.write_bytes(b'')
     os.replace(tmp, path)
 
-def _finish_band(self: PartStore, strip: int, band: int) -> None:
-    self.done.add((strip, band)); self.save()
+@patch
+def finish_band(self: PartStore, strip: int, band: int) -> None:
+    "Record band `band` of strip `strip` as done"
+    self.done.add((strip, band))
+    self.save()
 
-def _sliver_path(self: PartStore, task: str, strip: int, band: int) -> Path:
+@patch
+def sliver_path(self: PartStore, task: str, strip: int, band: int) -> Path:
+    "Where strip `strip` keeps what it hands band `band` over to the next strip"
     return self.folder / f"r{self.rank}_sliver_{task}_s{strip}_b{band}.npz"
 
-def _write_sliver(self: PartStore, task: str, strip: int, band: int, sliver: tuple) -> None:
+@patch
+def write_sliver(self: PartStore, task: str, strip: int, band: int, sliver: tuple) -> None:
     "Keep the partial sums strip `strip` hands over to the next strip for `band`"
     path = self.sliver_path(task, strip, band)
     tmp = path.with_name(path.stem + '.tmp.npz')
     np.savez(tmp, *[t.numpy() for t in sliver])
     os.replace(tmp, path)
 
-def _read_sliver(self: PartStore, task: str, strip: int, band: int) -> tuple:
+@patch
+def read_sliver(self: PartStore, task: str, strip: int, band: int) -> tuple:
+    "The partial sums (sum, weight, valid) strip `strip` handed over for `band`"
     path = self.sliver_path(task, strip, band)
     if not path.exists(): raise FileNotFoundError(f"{path}: strip {strip} did not hand band {band} over; rerun to restart it")
     with np.load(path) as z: return tuple(torch.from_numpy(z[k]) for k in ('arr_0', 'arr_1', 'arr_2'))
-PartStore.write_part, PartStore.finish_band, PartStore.sliver_path = _write_part, _finish_band, _sliver_path
-PartStore.write_sliver, PartStore.read_sliver = _write_sliver, _read_sliver
 
 # %% ../../nbs/43_zonal.write.ipynb #4d419097
 def _passes(plan: TilingPlan, store: PartStore, bands: tuple, max_strip_px: int|None):
@@ -128,6 +138,47 @@ def _passes(plan: TilingPlan, store: PartStore, bands: tuple, max_strip_px: int|
         todo = [b for b in range(*bands) if (s, b) not in store.done]
         if todo: yield s, cols, (todo[0], bands[1])
 
+def _loader(reader: ZoneReader, tiles: list, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
+    "The tiles of one pass, in order, batched (each worker opens its own file handles)"
+    return torch.utils.data.DataLoader(ZoneTileDataset(reader, tiles), batch_size=batch_size, num_workers=num_workers,
+                                       collate_fn=zonal_collate, shuffle=False, persistent_workers=False,
+                                       prefetch_factor=2 if num_workers else None)
+
+def _flush_band(store: PartStore, sts: dict, s: int, b: int, output_type: str) -> None:
+    "Pop band `b` of strip `s` from every task's stitcher, write its part (and its sliver for the next strip), record it"
+    for task, st in sts.items():
+        out = st.pop(b)
+        if out['sliver'] is not None: store.write_sliver(task, s, b, out['sliver'])
+        data = encode(out['values'], out['valid'], output_type)
+        if output_type == 'class_prob': data = np.concatenate([data, out['valid'].numpy()[None].astype(np.uint8)])
+        store.write_part(task, s, b, data)
+    store.finish_band(s, b)
+
+# %% ../../nbs/43_zonal.write.ipynb #67335ace
+def _run_pass(plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, tasks: dict, store: PartStore,
+              s: int, cols: tuple, pb: tuple, output_type: str, mode: str, batch_size: int, num_workers: int, bar) -> int:
+    "One strip's pass over the bands `pb`; returns the number of tiles run"
+    blend = mode == 'blend'
+    tiles = pass_tiles(plan, pb, cols, blend)
+    sts = {t: Stitcher(plan, k, mode, cols, pb, sliver_in=(lambda b, t=t: store.read_sliver(t, s - 1, b)) if blend else None)
+           for t, k in tasks.items()}
+    nxt, i = pb[0], 0
+    for batch in _loader(reader, tiles, batch_size, num_workers):
+        logits = predict_fn(batch)
+        if set(tasks) - set(logits): raise KeyError(f"predict_fn returned logits for {list(logits)}; expected {list(tasks)}")
+        probs = {t: torch.softmax(logits[t].float(), 1).cpu() for t in tasks}
+        for j in range(len(batch['tile_row'])):
+            t = tiles[i]
+            i += 1
+            for task in tasks: sts[task].add(t, probs[task][j], batch['valid'][j])
+            if i < len(tiles) and tiles[i].row == t.row: continue
+            while nxt < pb[1] and band_ready_after(plan, nxt, pb, blend) <= t.row:
+                _flush_band(store, sts, s, nxt, output_type)
+                nxt += 1
+        bar.update(len(batch['tile_row']))
+    return i
+
+# %% ../../nbs/43_zonal.write.ipynb #a086f98d
 def stream_zone(plan: TilingPlan, # the zone's plan
                 reader: ZoneReader, # reads tiles
                 predict_fn: Callable, # batch -> {task: (B,K,h,w) logits}
@@ -143,37 +194,12 @@ def stream_zone(plan: TilingPlan, # the zone's plan
                ) -> int:
     "Run every unfinished band of this rank; returns the number of tiles run"
     from tqdm.auto import tqdm
-    bands, blend = bands or (0, plan.n_rows), mode == 'blend'
-    store.tasks = list(tasks)
+    bands, store.tasks = bands or (0, plan.n_rows), list(tasks)
     work = list(_passes(plan, store, bands, max_strip_px))
-    total = sum(len(pass_tiles(plan, b, c, blend)) for _, c, b in work)
-    bar, n = tqdm(total=total, disable=not progress, desc='tiles', unit='tile'), 0
-    for s, cols, pb in work:
-        tiles = pass_tiles(plan, pb, cols, blend)
-        sts = {t: Stitcher(plan, k, mode, cols, pb, sliver_in=(lambda b, t=t, s=s: store.read_sliver(t, s - 1, b)) if blend else None)
-               for t, k in tasks.items()}
-        dl = torch.utils.data.DataLoader(ZoneTileDataset(reader, tiles), batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=zonal_collate, shuffle=False,
-                                         persistent_workers=False, prefetch_factor=2 if num_workers else None)
-        nxt, i = pb[0], 0
-        for batch in dl:
-            logits = predict_fn(batch)
-            if set(tasks) - set(logits): raise KeyError(f"predict_fn returned logits for {list(logits)}; expected {list(tasks)}")
-            probs = {t: torch.softmax(logits[t].float(), 1).cpu() for t in tasks}
-            for j in range(len(batch['tile_row'])):
-                t = tiles[i]; i += 1
-                for task in tasks: sts[task].add(t, probs[task][j], batch['valid'][j])
-                if i < len(tiles) and tiles[i].row == t.row: continue
-                while nxt < pb[1] and band_ready_after(plan, nxt, pb, blend) <= t.row:
-                    for task in tasks:
-                        out = sts[task].pop(nxt)
-                        if out['sliver'] is not None: store.write_sliver(task, s, nxt, out['sliver'])
-                        data = encode(out['values'], out['valid'], output_type)
-                        if output_type == 'class_prob': data = np.concatenate([data, out['valid'].numpy()[None].astype(np.uint8)])
-                        store.write_part(task, s, nxt, data)
-                    store.finish_band(s, nxt); nxt += 1
-            bar.update(len(batch['tile_row'])); n += len(batch['tile_row'])
-    bar.close()
+    total = sum(len(pass_tiles(plan, b, c, mode == 'blend')) for _, c, b in work)
+    with tqdm(total=total, disable=not progress, desc='tiles', unit='tile') as bar:
+        n = sum(_run_pass(plan, reader, predict_fn, tasks, store, s, cols, pb, output_type, mode, batch_size, num_workers, bar)
+                for s, cols, pb in work)
     store.save(complete=True)
     return n
 
@@ -183,6 +209,27 @@ def _profile(plan: TilingPlan, count: int, output_type: str) -> dict:
                 transform=plan.out_transform, tiled=True, blockxsize=512, blockysize=512, compress='LZW', BIGTIFF='IF_SAFER',
                 photometric='MINISBLACK', nodata=ARGMAX_NODATA if output_type == 'argmax' else None)
 
+def _fill_block(buf: np.ndarray, parts: list, y: int, x: int, opened: dict) -> None:
+    "Copy into `buf` (the output block at row `y`, column `x`) every part overlapping it, opening parts on first use"
+    y1, x1 = y + buf.shape[1], x + buf.shape[2]
+    for (py0, py1), (px0, px1), path in parts:
+        oy0, oy1, ox0, ox1 = max(y, py0), min(y1, py1), max(x, px0), min(x1, px1)
+        if oy0 >= oy1 or ox0 >= ox1: continue
+        if path not in opened:
+            with warnings.catch_warnings():  # parts carry no georeference: the plan places them
+                warnings.simplefilter('ignore', NotGeoreferencedWarning)
+                opened[path] = rasterio.open(path)
+        buf[:, oy0-y:oy1-y, ox0-x:ox1-x] = opened[path].read(window=Window(ox0-px0, oy0-py0, ox1-ox0, oy1-oy0))
+
+def _to_cog(src: Path, dst: Path) -> None:
+    "Copy a GeoTIFF to a COG (LZW, 512 blocks, nearest overviews) under a temporary name, then rename it to `dst`"
+    tmp_cog = dst.with_name('.' + dst.stem + '.cog.tif')
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        rasterio.shutil.copy(src, tmp_cog, driver='COG', compress='LZW', blocksize=512, overview_resampling='nearest', BIGTIFF='IF_SAFER')
+    src.unlink()
+    os.replace(tmp_cog, dst)
+
+# %% ../../nbs/43_zonal.write.ipynb #429da26b
 def merge_parts(plan: TilingPlan, # the zone's plan
                 parts: list, # (rows (y0,y1), cols (x0,x1), part path) covering the output
                 dst_path: str|Path, # final file
@@ -194,38 +241,26 @@ def merge_parts(plan: TilingPlan, # the zone's plan
     "Assemble the parts of one task into the final GeoTIFF / COG (written under a temporary name, then renamed)"
     dst_path = Path(dst_path)
     count = 1 if output_type == 'argmax' else k
-    tmp_gtiff = dst_path.with_name('.' + dst_path.stem + '.merge.tif')
-    opened = {}
+    tmp_gtiff, opened = dst_path.with_name('.' + dst_path.stem + '.merge.tif'), {}
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp_gtiff, 'w', **_profile(plan, count, output_type)) as dst:
         if output_type == 'argmax': dst.write_colormap(1, task_colormap(task, k))
         for y in range(0, plan.out_height, 512):
             y1 = min(y + 512, plan.out_height)
             for x in range(0, plan.out_width, 4096):
-                x1 = min(x + 4096, plan.out_width)
-                buf = np.zeros((count + (output_type != 'argmax'), y1 - y, x1 - x), np.uint8)
-                for (py0, py1), (px0, px1), path in parts:
-                    oy0, oy1, ox0, ox1 = max(y, py0), min(y1, py1), max(x, px0), min(x1, px1)
-                    if oy0 >= oy1 or ox0 >= ox1: continue
-                    if path not in opened:
-                        with warnings.catch_warnings():  # parts carry no georeference: the plan places them
-                            warnings.simplefilter('ignore', NotGeoreferencedWarning); opened[path] = rasterio.open(path)
-                    buf[:, oy0-y:oy1-y, ox0-x:ox1-x] = opened[path].read(window=Window(ox0-px0, oy0-py0, ox1-ox0, oy1-oy0))
-                win = Window(x, y, x1 - x, y1 - y)
+                buf = np.zeros((count + (output_type != 'argmax'), y1 - y, min(x + 4096, plan.out_width) - x), np.uint8)
+                _fill_block(buf, parts, y, x, opened)
+                win = Window(x, y, buf.shape[2], y1 - y)
                 dst.write(buf[:count], window=win)
                 if output_type != 'argmax': dst.write_mask(buf[count] * 255, window=win)
             for path in [p for (py0, py1), _, p in parts if py1 <= y1 and p in opened]: opened.pop(path).close()
     for ds in opened.values(): ds.close()
-    if cog:
-        tmp_cog = dst_path.with_name('.' + dst_path.stem + '.cog.tif')
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            rasterio.shutil.copy(tmp_gtiff, tmp_cog, driver='COG', compress='LZW', blocksize=512,
-                                 overview_resampling='nearest', BIGTIFF='IF_SAFER')
-        tmp_gtiff.unlink(); os.replace(tmp_cog, dst_path)
+    if cog: _to_cog(tmp_gtiff, dst_path)
     else: os.replace(tmp_gtiff, dst_path)
     return dst_path
 
 # %% ../../nbs/43_zonal.write.ipynb #f1112179
 def _parts_of(plan, folder, world_size, task, max_strip_px, blend):
+    "Every rank's parts of `task`, as `merge_parts` takes them"
     out = []
     strips = plan.strips(max_strip_px)
     for r in range(world_size):
@@ -243,6 +278,14 @@ def _rank_complete(folder: Path, r: int, sig: str) -> bool:
     d = json.loads(f.read_text())
     return bool(d.get('complete')) and d.get('signature') == sig
 
+def _wait_for_ranks(folder: Path, world_size: int, sig: str, timeout: float) -> None:
+    "Block until every rank's progress file says complete with this signature"
+    t0 = time.time()
+    while not all(_rank_complete(folder, r, sig) for r in range(world_size)):
+        if time.time() - t0 > timeout: raise TimeoutError(f"{folder}: other ranks did not finish in {timeout} s")
+        time.sleep(1)
+
+# %% ../../nbs/43_zonal.write.ipynb #ee3aac31
 def write_zone(plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, # the plan, tile reader and batch -> logits
                tasks: dict, # task -> number of classes
                out_dir: str|Path, # `output_path`
@@ -264,9 +307,11 @@ def write_zone(plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, # the
         return _write_zone(plan, reader, predict_fn, tasks, out_dir, name, output_type, mode, batch_size, num_workers, cog,
                            max_strip_px, rank, world_size, resume, progress, signature, merge_timeout)
 
+# %% ../../nbs/43_zonal.write.ipynb #8eb75267
 def _write_zone(plan, reader, predict_fn, tasks, out_dir, name, output_type, mode, batch_size, num_workers, cog,
                 max_strip_px, rank, world_size, resume, progress, signature, merge_timeout):
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     finals = {t: output_file(out_dir, name, t, output_type) for t in tasks}
     folder = out_dir / f".{name}.parts"
     sig = dict(bounds=plan.bounds, P=plan.tile_px, M=plan.margin_px, res=plan.out_res, mode=mode, type=output_type,
@@ -278,10 +323,7 @@ def _write_zone(plan, reader, predict_fn, tasks, out_dir, name, output_type, mod
     stream_zone(plan, reader, predict_fn, tasks, store, output_type, mode, batch_size, num_workers, max_strip_px,
                 plan.shard(rank, world_size), progress)
     if rank != 0: return {}
-    t0 = time.time()
-    while not all(_rank_complete(folder, r, store.sig) for r in range(world_size)):
-        if time.time() - t0 > merge_timeout: raise TimeoutError(f"{folder}: other ranks did not finish in {merge_timeout} s")
-        time.sleep(1)
+    _wait_for_ranks(folder, world_size, store.sig, merge_timeout)
     for t, k in tasks.items():
         merge_parts(plan, _parts_of(plan, folder, world_size, t, max_strip_px, mode == 'blend'), finals[t], k, t, output_type, cog)
     shutil.rmtree(folder)
