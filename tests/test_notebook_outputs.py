@@ -1,0 +1,28 @@
+"""The notebooks are documents: every module notebook shows what it makes (outputs stored in the file, which GitHub
+and the quarto site render), and what it shows is what a fresh run produces (text compared after normalising memory
+addresses and temporary paths; pictures by pixel size)."""
+import json, re, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+import nb_outputs  # noqa: E402
+
+MODULE_NBS = sorted(p for p in (ROOT/'nbs').glob('[0-9]*.ipynb')
+                    if re.search(r'^#\|\s*default_exp', ''.join(json.loads(p.read_text())['cells'][0]['source']), re.M))
+
+
+def test_every_module_notebook_is_listed():
+    assert len(MODULE_NBS) >= 30
+
+
+@pytest.mark.parametrize('nb', MODULE_NBS, ids=lambda p: p.stem)
+def test_module_notebook_shows_its_results(nb):
+    assert nb_outputs.shown_outputs(nb) >= 1, f"{nb.name}: no visible cell has a stored output; run `python tools/nb_outputs.py refresh {nb.relative_to(ROOT)}`"
+
+
+@pytest.mark.parametrize('nb', MODULE_NBS, ids=lambda p: p.stem)
+def test_stored_outputs_match_a_fresh_run(nb):
+    diffs = nb_outputs.check(nb)
+    assert not diffs, '\n'.join(diffs) + f"\n(refresh with `python tools/nb_outputs.py refresh {nb.relative_to(ROOT)}`)"
