@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import yaml
-from fastcore.basics import patch
 from rasterio.transform import from_origin
 
 from ..config import TS_MODALITIES
@@ -114,6 +113,14 @@ class ToyZone:
         if 'SENTINEL2_MSK-SC' in self.files: out['SENTINEL2_MSK'] = self.files['SENTINEL2_MSK-SC']
         return out | {DATES_KEY[m]: p for m, p in self.dates_txt.items()}
 
+    def zonal_config(self, model_weights: str|Path, # checkpoint to run
+                     output_path: str|Path, # where outputs go
+                     modalities: Sequence[str]|None=None, # enabled inputs (default: all written)
+                     stats: dict|None=None, # normalisation stats, e.g. `ToyDataset.stats` (default: the toy defaults)
+                     **overrides) -> dict:
+        "A config in the reference's `config_zonal_detection.yaml` schema for this zone"
+        return _toy_zonal_config(self, model_weights, output_path, modalities, stats, overrides)
+
     def _repr_markdown_(self) -> str:
         g = self.grid
         return (f"**ToyZone** `{self.name}` in `{self.root}`: {g.size_m:g} m × {g.size_m:g} m "
@@ -149,19 +156,15 @@ def _zone_block(m: str, # modality
     return b
 
 # %% ../../nbs/17_toy.zone.ipynb #e9f9689a
-@patch
-def zonal_config(self: ToyZone, model_weights: str|Path, # checkpoint to run
-                 output_path: str|Path, # where outputs go
-                 modalities: Sequence[str]|None=None, # enabled inputs (default: all written)
-                 stats: dict|None=None, # normalisation stats, e.g. `ToyDataset.stats` (default: the toy defaults)
-                 **overrides) -> dict:
-    "A config in the reference's `config_zonal_detection.yaml` schema for this zone"
-    written = [m for m in TOY_MODALITIES if m in self.files]
+def _toy_zonal_config(zone: ToyZone, model_weights: str|Path, output_path: str|Path, modalities: Sequence[str]|None,
+                      stats: dict|None, overrides: dict) -> dict:
+    "`ToyZone.zonal_config`: every written modality described, the chosen ones enabled, `overrides` on top"
+    written = [m for m in TOY_MODALITIES if m in zone.files]
     mods = written if modalities is None else list(modalities)
-    blocks = _point_inputs({m: _zone_block(m, stats or {}) for m in written}, self.paths, written)
-    cfg = {'output_path': str(output_path), 'output_name': self.name, 'write_dataframe': False, 'output_type': 'argmax',
+    blocks = _point_inputs({m: _zone_block(m, stats or {}) for m in written}, zone.paths, written)
+    cfg = {'output_path': str(output_path), 'output_name': zone.name, 'write_dataframe': False, 'output_type': 'argmax',
            'cog_conversion': True, 'model_weights': str(model_weights), 'use_gpu': False, 'batch_size': 1, 'num_worker': 0,
-           'img_pixels_detection': 512, 'margin': 128, 'output_px_meters': self.grid.aerial_gsd,
+           'img_pixels_detection': 512, 'margin': 128, 'output_px_meters': zone.grid.aerial_gsd,
            'monotemp_arch': 'swin_base_patch4_window12_384-upernet', 'multitemp_model_ref_date': '05-15',
            'modalities': {'inputs': {m: m in mods for m in TOY_MODALITIES}, **blocks},
            'tasks': [{'name': t, 'active': t == 'AERIAL_LABEL-COSIA', 'class_names': _value_names(t)} for t in TOY_LABELS]}
