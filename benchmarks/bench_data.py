@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training data loading rate: flairhub_nb's FlairHubDataset + pad_collate vs a loader written the reference's way.
 
-Both read the same toy FLAIR-HUB set (generated once with flairhub_nb.data.toy, then reused) and build the full
+Both read the same toy FLAIR-HUB set (generated once with flairhub_nb.toy.dataset, then reused) and build the full
 multimodal sample: all 7 modalities (aerial [4,1,2], PAN, DEM [DSM, DSM-DTM], SPOT [4,1,2], S2 filtered for clouds,
 S1 ASC/DESC) and both labels (COSIA, LPIS level 1), with their dates.
 
@@ -29,7 +29,8 @@ import rasterio
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from flairhub_nb.data.toy import TOY_LABELS, TOY_MODALITIES, make_toy_dataset
+from flairhub_nb.toy.dataset import make_toy_dataset
+from flairhub_nb.toy.scene import TOY_LABELS, TOY_MODALITIES
 
 TS_BANDS = {'SENTINEL2_TS': 10, 'SENTINEL1-ASC_TS': 2, 'SENTINEL1-DESC_TS': 2}
 DATES_GPKG = {'SENTINEL2_TS': 'GLOBAL_SENTINEL2_MTD_DATES.gpkg', 'SENTINEL1-ASC_TS': 'GLOBAL_SENTINEL1-ASC_MTD_DATES.gpkg',

@@ -120,7 +120,7 @@ def main():
     from flairhub_nb.models.fusion import FlairHubModel
     from flairhub_nb.models.checkpoint import save_checkpoint
     from flairhub_nb.config import load_zonal_config, zonal_training_config
-    from flairhub_nb.zonal.read import zonal_config
+    from flairhub_nb.toy.zone import zonal_config
     tmp = Path(tempfile.mkdtemp(prefix='bench_zonal_'))
     bf16 = cpu_has_bf16()
     ref_areas = a.areas if a.ref_areas is None else a.ref_areas

@@ -144,8 +144,8 @@ def zonal_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when N
                        'FLAIR-HUB zonal inference over large rasters (the reference zonal schema)')
 
 def toy_main(argv: Sequence[str]|None=None) -> int:
-    "`flairhub_toy`: write the toy dataset (see `flairhub_nb.data.toy.main`)"
-    return _lazy('flairhub_nb.data.toy', 'main')(argv)
+    "`flairhub_toy`: write the toy dataset (see `flairhub_nb.toy.zone.main`)"
+    return _lazy('flairhub_nb.toy.zone', 'main')(argv)
 
 def download_main(argv: Sequence[str]|None=None) -> int:
     "`flairhub_download`: browse / download FLAIR-HUB from the Hugging Face hub (see `flairhub_nb.hub.main`)"

@@ -55,7 +55,7 @@ def run_demo(out: str|Path='demo_out', # output folder (created)
             ) -> dict:
     "Generate toy data, train through nbs/train.ipynb with papermill, predict a toy zone; returns the outputs"
     import papermill as pm
-    from flairhub_nb.data.toy import make_toy_zone
+    from flairhub_nb.toy.zone import make_toy_zone
     from flairhub_nb.zonal.cli import predict_zone
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     _step(f"1/3 training {'+'.join(modalities)} for {epochs} epochs on a toy set through nbs/train.ipynb (papermill)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import rasterio
 
 PY = sys.executable
-MAIN = "import sys; from flairhub_nb.data.toy import main; sys.exit(main())"
+MAIN = "import sys; from flairhub_nb.toy.zone import main; sys.exit(main())"
 
 
 def run_cli(*args, timeout=300):
@@ -38,7 +38,7 @@ def test_cli_bad_arguments_exit_nonzero_with_one_line(tmp_path):
 
 
 def test_killed_run_leaves_no_complete_looking_file(tmp_path):
-    code = ("from flairhub_nb.data.toy import make_toy_dataset; "
+    code = ("from flairhub_nb.toy.dataset import make_toy_dataset; "
             f"make_toy_dataset({str(tmp_path)!r}, 40, 0, 0, patch_px=512, workers=0, progress=False)")
     p = subprocess.Popen([PY, '-c', code])
     deadline = time.time() + 120

@@ -13,8 +13,7 @@ from rio_cogeo.cogeo import cog_validate
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from flairhub_nb.models.fusion import FlairHubModel
 from flairhub_nb.models.checkpoint import save_checkpoint
-from flairhub_nb.zonal.read import make_test_zone, zonal_config
-from flairhub_nb.zonal.plan import write_test_raster
+from flairhub_nb.toy.zone import make_test_zone, write_test_raster, zonal_config
 from flairhub_nb.config import ConfigError, load_zonal_config, zonal_training_config
 from flairhub_nb.zonal.cli import predict_zone
 

@@ -1,4 +1,4 @@
-"""The reference zonal config on the project's toy zone (`flairhub_nb.data.toy.make_toy_zone`): aerial, DEM, SPOT,
+"""The reference zonal config on the project's toy zone (`flairhub_nb.toy.zone.make_toy_zone`): aerial, DEM, SPOT,
 Sentinel-2 (with its cloud mask) and Sentinel-1 through a tiny random fusion model, via `flairhub_zonal` (run as
 `python -m flairhub_nb.zonal.cli`, the same command)."""
 import os, subprocess, sys
@@ -10,7 +10,7 @@ import yaml
 from rio_cogeo.cogeo import cog_validate
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-from flairhub_nb.data.toy import make_toy_zone
+from flairhub_nb.toy.zone import make_toy_zone
 from flairhub_nb.models.checkpoint import save_checkpoint
 from flairhub_nb.models.fusion import FlairHubModel
 from flairhub_nb.config import load_zonal_config, zonal_training_config

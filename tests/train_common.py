@@ -4,7 +4,7 @@ from pathlib import Path
 import yaml
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from flairhub_nb.testing import reference_dir
-from flairhub_nb.data.toy import make_toy_dataset, toy_config
+from flairhub_nb.toy.dataset import make_toy_dataset, toy_config
 
 TRAIN_SECTIONS = ('paths', 'tasks', 'hyperparams', 'hardware', 'saving')
 

@@ -153,7 +153,7 @@ def map_notebook(work: Path) -> tuple[Path, str]:
     import nbformat
     import numpy as np
 
-    from flairhub_nb.data.toy import make_toy_dataset
+    from flairhub_nb.toy.dataset import make_toy_dataset
     from flairhub_nb.viz.maps import patch_footprints
     toy = work/'toy'
     step(f"toy dataset in {toy} (12 train / 4 valid / 4 test patches of 128 px)")

@@ -17,8 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
+from fastcore.basics import patch
 from rasterio.crs import CRS
+
+from ..config import load_config
+from .index import read_split_csv
 
 from .io import FAST_READ_ENV, FlairHubDataError, MissingFileError, PatchGeo, _check_channels, patch_id_from_path
 from .sentinel import DATES_GPKG, SentinelDates
@@ -45,9 +50,7 @@ _SPLIT_KEYS = {'train': 'train_csv', 'val': 'val_csv', 'test': 'test_csv'}
 
 def _sources(cfg_or_csvs, splits) -> tuple[dict, Path|None]:
     "split -> CSV path, and the dates folder"
-    if isinstance(cfg_or_csvs, (str, Path)):
-        from flairhub_nb.config import load_config
-        cfg_or_csvs = load_config(cfg_or_csvs)
+    if isinstance(cfg_or_csvs, (str, Path)): cfg_or_csvs = load_config(cfg_or_csvs)
     paths = cfg_or_csvs.get('paths') if 'paths' in cfg_or_csvs else None
     if paths is None:  # {split: csv} (+ optional 'global_mtd_folder')
         csvs = {s: Path(cfg_or_csvs[s]) for s in splits if cfg_or_csvs.get(s)}
@@ -108,7 +111,29 @@ def _check_manifest(out_dir: Path, csvs: dict|None=None) -> dict:
                                  f"{man['splits'][s]['csv']}; repack with pack_dataset(..., overwrite=True)")
     return man
 
-# %% ../../nbs/14_data.pack.ipynb #e59f3358
+# %% ../../nbs/14_data.pack.ipynb #8f751696
+def _pack_split(csv: Path, # split CSV
+                out: Path, # its folder in the pack (created)
+                pool, # reader threads
+                progress: bool, # tqdm bars
+                mtd: Path|None, # the date GeoPackages' folder
+                dates: dict, # manifest dates, updated with those of this split's time series
+               ) -> dict:
+    "Pack every column of one split CSV; its manifest entry"
+    cols = [c for c in pd.read_csv(csv, nrows=0).columns if c != 'patch_id']
+    index = read_split_csv(csv, cols)
+    out.mkdir()
+    entry = {'csv': str(Path(csv).resolve()), 'csv_sha256': file_sha256(csv), 'n': len(index['patch_id']),
+             'patch_id': index['patch_id'], 'paths': {c: index[c] for c in cols}, 'columns': {}}
+    for c in cols: entry['columns'][c] = _pack_column(index[c], c, out, pool, progress)
+    for m in DATES_GPKG:
+        if m not in cols: continue
+        if mtd is None: raise KeyError(f"{csv}: has {m} but no global_mtd_folder was given for its dates")
+        d = SentinelDates.from_gpkg(mtd/DATES_GPKG[m], {patch_id_from_path(p) for p in index[m]})
+        dates.setdefault(m, {}).update({k: [str(x) for x in v] for k, v in d.dates.items()})
+    return entry
+
+# %% ../../nbs/14_data.pack.ipynb #5ed7a787
 def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `paths.*_csv` + `paths.global_mtd_folder`) or {split: csv, 'global_mtd_folder': dir}
                  out_dir: str|Path, # pack folder to create
                  splits: Sequence[str]=('train', 'val', 'test'), # splits to pack (those with a CSV)
@@ -117,7 +142,6 @@ def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `pa
                  overwrite: bool=False, # replace an existing pack that is stale
                 ) -> Path:
     "Pack every column of the split CSVs into uncompressed memmaps + a manifest; returns `out_dir`"
-    from flairhub_nb.data.dataset import read_split_csv
     out_dir = Path(out_dir)
     csvs, mtd = _sources(cfg_or_csvs, splits)
     if out_dir.exists():
@@ -129,20 +153,7 @@ def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `pa
     try:
         man = {'format': PACK_FORMAT, 'splits': {}, 'dates': {}}
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            for s, csv in csvs.items():
-                cols = [c for c in __import__('pandas').read_csv(csv, nrows=0).columns if c != 'patch_id']
-                index = read_split_csv(csv, cols)
-                (tmp/s).mkdir()
-                entry = {'csv': str(Path(csv).resolve()), 'csv_sha256': file_sha256(csv), 'n': len(index['patch_id']),
-                         'patch_id': index['patch_id'], 'paths': {c: index[c] for c in cols}, 'columns': {}}
-                for c in cols: entry['columns'][c] = _pack_column(index[c], c, tmp/s, pool, progress)
-                man['splits'][s] = entry
-                for m in DATES_GPKG:
-                    if m not in cols: continue
-                    if mtd is None: raise KeyError(f"{csv}: has {m} but no global_mtd_folder was given for its dates")
-                    ids = {patch_id_from_path(p) for p in index[m]}
-                    d = SentinelDates.from_gpkg(mtd/DATES_GPKG[m], ids)
-                    man['dates'].setdefault(m, {}).update({k: [str(x) for x in v] for k, v in d.dates.items()})
+            for s, csv in csvs.items(): man['splits'][s] = _pack_split(csv, tmp/s, pool, progress, mtd, man['dates'])
         (tmp/MANIFEST).write_text(json.dumps(man))  # written last: its presence marks a complete pack
         if out_dir.exists(): shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -150,7 +161,7 @@ def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `pa
         shutil.rmtree(tmp, ignore_errors=True); raise
     return out_dir
 
-# %% ../../nbs/14_data.pack.ipynb #18f8a5f9
+# %% ../../nbs/14_data.pack.ipynb #89b99ee2
 class PackedSplit:
     "Read access to one split of a pack; memmaps open lazily, once per process (safe with DataLoader workers)"
     def __init__(self, pack_dir: str|Path, # folder written by `pack_dataset`
@@ -178,40 +189,46 @@ class PackedSplit:
         return SentinelDates({k: np.array(v, dtype='datetime64[D]') for k, v in self.dates_raw[modality].items()},
                              f"{self.dir/MANIFEST} ({modality})")
 
-    def _col(self, col: str):
-        if self._pid != os.getpid(): self._arrays, self._pid = {}, os.getpid()  # fresh handles in each worker
-        if col not in self._arrays:
-            d = self.dir/self.split
-            self._arrays[col] = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r') for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
-        return self._arrays[col]
-
-    def read(self, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
-             name: str|None=None, # the original file, named in errors
-            ) -> tuple[np.ndarray, PatchGeo]:
-        "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
-        mm, offs, crs, bounds, _ = self._col(col)
-        a, b = int(offs[i]), int(offs[i + 1])
-        idx = _check_channels(name or f"{self.dir}/{self.split}/{col}[{i}]", channels, b - a)
-        arr = np.array(mm[a:b]) if idx is None else mm[[a + c - 1 for c in idx]]
-        k = (col, int(crs[i]))
-        if k not in self._crs:
-            w = self.meta['columns'][col]['crs'][k[1]]
-            self._crs[k] = CRS.from_wkt(w) if w else None
-        return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]))
-
-    def reader(self, col: str, i: int) -> Callable:
-        "A `(path, channels) -> (array, PatchGeo)` reader of patch `i` in `col`, for `read_mono` & co."
-        return lambda path, channels=None: self.read(col, i, channels, path)
-
-    def release(self) -> None:
-        "Drop the manifest's path and date lists once taken (they would be copied into every worker)"
-        self.meta = {k: v for k, v in self.meta.items() if k not in ('paths', 'patch_id')}
-        self.dates_raw = {}
-
-    def transform(self, col: str, i: int) -> rasterio.Affine:
-        "Affine transform of patch `i`'s `col` file (to georeference predictions)"
-        return rasterio.Affine(*self._col(col)[4][i])
-
     def __getstate__(self): return {**self.__dict__, '_arrays': {}, '_pid': None}
 
     def __repr__(self): return f"PackedSplit({str(self.dir)!r}, {self.split!r}, {len(self)} patches, columns={list(self.meta['columns'])})"
+
+# %% ../../nbs/14_data.pack.ipynb #797f45db
+@patch
+def _col(self: PackedSplit, col: str):
+    if self._pid != os.getpid(): self._arrays, self._pid = {}, os.getpid()  # fresh handles in each worker
+    if col not in self._arrays:
+        d = self.dir/self.split
+        self._arrays[col] = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r') for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
+    return self._arrays[col]
+
+@patch
+def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
+         name: str|None=None, # the original file, named in errors
+        ) -> tuple[np.ndarray, PatchGeo]:
+    "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
+    mm, offs, crs, bounds, _ = self._col(col)
+    a, b = int(offs[i]), int(offs[i + 1])
+    idx = _check_channels(name or f"{self.dir}/{self.split}/{col}[{i}]", channels, b - a)
+    arr = np.array(mm[a:b]) if idx is None else mm[[a + c - 1 for c in idx]]
+    k = (col, int(crs[i]))
+    if k not in self._crs:
+        w = self.meta['columns'][col]['crs'][k[1]]
+        self._crs[k] = CRS.from_wkt(w) if w else None
+    return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]))
+
+@patch
+def reader(self: PackedSplit, col: str, i: int) -> Callable:
+    "A `(path, channels) -> (array, PatchGeo)` reader of patch `i` in `col`, for `read_mono` & co."
+    return lambda path, channels=None: self.read(col, i, channels, path)
+
+@patch
+def release(self: PackedSplit) -> None:
+    "Drop the manifest's path and date lists once taken (they would be copied into every worker)"
+    self.meta = {k: v for k, v in self.meta.items() if k not in ('paths', 'patch_id')}
+    self.dates_raw = {}
+
+@patch
+def transform(self: PackedSplit, col: str, i: int) -> rasterio.Affine:
+    "Affine transform of patch `i`'s `col` file (to georeference predictions)"
+    return rasterio.Affine(*self._col(col)[4][i])

@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from ..data.io import MissingFileError, RasterReadError, GeometryMismatchError
 
 # %% auto #0
-__all__ = ['RasterInfo', 'inspect_raster', 'write_test_raster', 'TilingPlan', 'Tile', 'check_rasters', 'plan_zone']
+__all__ = ['RasterInfo', 'inspect_raster', 'TilingPlan', 'Tile', 'check_rasters', 'plan_zone']
 
 # %% ../../nbs/40_zonal.plan.ipynb #e80bbdbd
 @dataclass(frozen=True)
@@ -55,23 +55,6 @@ def inspect_raster(path: str|Path, # GeoTIFF of one modality over the zone
             return RasterInfo(modality, str(path), ds.crs, ds.transform, ds.width, ds.height, ds.count,
                               ds.dtypes[0], ds.nodata, has_mask)
     except RasterioError as e: raise RasterReadError(f"{modality}: {path}: cannot open as a raster ({e})") from e
-
-# %% ../../nbs/40_zonal.plan.ipynb #9c071471
-def write_test_raster(path: str|Path, # file to write
-                      data: np.ndarray, # (C,H,W) array
-                      res: float=0.2, # pixel size in metres
-                      origin: tuple[float, float]=(650000.0, 6860000.0), # (left, top) in EPSG:2154
-                      crs: str='EPSG:2154', # CRS
-                      nodata: float|None=None, # nodata value written in the header
-                     ) -> Path:
-    "Write a tiled GeoTIFF with a north-up transform; a fixture for zonal tests"
-    path = Path(path)
-    C, H, W = data.shape
-    prof = dict(driver='GTiff', width=W, height=H, count=C, dtype=data.dtype, crs=crs, nodata=nodata,
-                transform=from_origin(origin[0], origin[1], res, res), photometric='MINISBLACK')
-    if H >= 16 and W >= 16: prof.update(tiled=True, blockxsize=256 if W >= 256 else 16, blockysize=256 if H >= 256 else 16)
-    with rasterio.open(path, 'w', **prof) as ds: ds.write(data)
-    return path
 
 # %% ../../nbs/40_zonal.plan.ipynb #2218dbb2
 @dataclass

@@ -16,11 +16,11 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from ..data.io import normalize, dem_elevation, BandCountError, MissingFileError, DateMismatchError
 from ..data.sentinel import (DATES_KEY, day_offsets, reshape_series, filter_dates, temporal_average)
-from .plan import TilingPlan, Tile, write_test_raster
+from .plan import TilingPlan, Tile
 
 # %% auto #0
-__all__ = ['DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_txt', 'read_window', 'ZoneReader', 'make_test_zone',
-           'zonal_config', 'ZoneTileDataset', 'zonal_collate']
+__all__ = ['DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_txt', 'read_window', 'ZoneReader',
+           'ZoneTileDataset', 'zonal_collate']
 
 # %% ../../nbs/41_zonal.read.ipynb #f97bba8b
 from fastcore.basics import patch
@@ -241,55 +241,6 @@ def read_tile(self: ZoneReader, t: Tile) -> dict:
             out[m], out[DATES_KEY[m]] = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(d)
         else: out[m] = torch.from_numpy(np.ascontiguousarray(self._read_mono(m, t)))
     return out
-
-# %% ../../nbs/41_zonal.read.ipynb #9632b272
-def make_test_zone(folder: str|Path, # where to write the rasters
-                   width_m: float=64.0, # zone width in metres
-                   height_m: float=48.0, # zone height
-                   aerial_res: float=0.2, # aerial / DEM pixel size
-                   n_dates: int=4, # Sentinel-2 dates
-                   seed: int=0,
-                   origin: tuple=(651000.0, 6861000.0), # top-left corner, EPSG:2154
-                  ) -> dict:
-    "Write a small multimodal zone (aerial RGBI, DEM, SPOT, S2 + cloud mask + dates); returns modality -> path"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    H, W = round(height_m / aerial_res), round(width_m / aerial_res)
-    yy, xx = np.mgrid[0:H, 0:W]
-    aer = np.stack([(xx * 3 + yy) % 251, (yy * 2) % 253, (xx + 2 * yy) % 241, (xx * yy) % 239]).astype(np.uint8)
-    dsm = (200 + 0.05 * xx + rng.normal(0, 1, (H, W))).astype(np.float32)
-    dem = np.stack([dsm, dsm - np.abs(rng.normal(2, 1, (H, W))).astype(np.float32)])
-    sh, sw = int(np.ceil(height_m / 1.6)), int(np.ceil(width_m / 1.6))
-    spot = rng.integers(100, 2000, (4, sh, sw), dtype=np.uint16)
-    th, tw = int(np.ceil(height_m / 10.24)), int(np.ceil(width_m / 10.24))
-    s2 = rng.integers(0, 5000, (n_dates * 10, th, tw), dtype=np.uint16)
-    msk = np.zeros((n_dates * 2, th, tw), np.uint8); msk[3] = 80  # date 2 is cloudy
-    p = dict(AERIAL_RGBI=write_test_raster(folder/'aerial.tif', aer, aerial_res, origin),
-             DEM_ELEV=write_test_raster(folder/'dem.tif', dem, aerial_res, origin),
-             SPOT_RGBI=write_test_raster(folder/'spot.tif', spot, 1.6, origin),
-             SENTINEL2_TS=write_test_raster(folder/'s2.tif', s2, 10.24, origin),
-             SENTINEL2_MSK=write_test_raster(folder/'s2_msk.tif', msk, 10.24, origin))
-    dates = [f"2021{m:02d}{d:02d}" for m, d in [(3, 3), (4, 20), (6, 1), (7, 14), (8, 2), (9, 9)][:n_dates]]
-    (folder/'s2_dates.txt').write_text('\n'.join(dates) + '\n')
-    p['SENTINEL2_DATES'] = folder/'s2_dates.txt'
-    return p
-
-def zonal_config(paths: dict, # from `make_test_zone`
-                 modalities: tuple=('AERIAL_RGBI',), # the active inputs
-                 base: dict|None=None, # zonal config to start from (the reference's when None)
-                 **kw) -> dict:
-    "The reference zonal config with its input paths pointed at a test zone, `kw` overriding top-level keys"
-    import copy, yaml
-    from flairhub_nb.testing import reference_dir
-    cfg = copy.deepcopy(base) if base else yaml.safe_load((reference_dir()/'configs'/'config_zonal_detection.yaml').read_text())
-    for m in cfg['modalities']['inputs']: cfg['modalities']['inputs'][m] = m in modalities
-    for m in modalities:
-        if m in paths: cfg['modalities'][m]['input_img_path'] = str(paths[m])
-    if 'SENTINEL2_TS' in modalities:
-        cfg['modalities']['SENTINEL2_TS'].update(dates_txt=str(paths['SENTINEL2_DATES']),
-                                                 filter_clouds_img_path=str(paths['SENTINEL2_MSK']))
-    cfg.update(kw)
-    return cfg
 
 # %% ../../nbs/41_zonal.read.ipynb #8bb9ca2a
 class ZoneTileDataset(torch.utils.data.Dataset):
