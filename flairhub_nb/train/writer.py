@@ -33,7 +33,7 @@ def write_prediction(pred: np.ndarray, # (H,W) class indices
     if georeference and like is not None and Path(like).exists():
         with rasterio.open(like) as src:
             sx, sy = src.width / pred.shape[1], src.height / pred.shape[0]
-            prof.update(crs=src.crs, transform=src.transform * Affine.scale(sx, sy))
+            prof.update(crs=src.crs, transform=src.transform @ Affine.scale(sx, sy))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
