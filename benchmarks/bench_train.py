@@ -15,6 +15,7 @@ Prints one line per config: samples/s, s/step, peak memory (CPU: max RSS; CUDA: 
 import argparse, copy, os, resource, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch, yaml
+from flairhub_nb.config import model_spec
 from flairhub_nb.testing import reference_dir
 from flairhub_nb.train.module import FlairHubModule, build_optimizer
 
@@ -28,16 +29,15 @@ def make_cfg(name, arch):
     cfg['models']['monotemp_model']['arch'] = arch
     return cfg
 
-def make_batch(cfg, B, size, T, device):
+def make_batch(spec, B, size, T, device):
     g = torch.Generator().manual_seed(0); b = {}
-    for m, on in cfg['modalities']['inputs'].items():
-        if not on: continue
+    for m in spec.modalities:
         if m in TS:
-            b[m] = torch.randn(B, T, TS[m], 10, 10, generator=g)
+            b[m] = torch.randn(B, T, spec.in_channels[m], 10, 10, generator=g)
             b[DATES[m]] = torch.sort(torch.randint(-130, 200, (B, T), generator=g).float(), 1).values
             b[f'{m}_PAD_MASK'] = torch.zeros(B, T, dtype=torch.bool)
-        else: b[m] = torch.randn(B, len(cfg['modalities']['inputs_channels'][m]), size, size, generator=g)
-    for t in cfg['labels']: b[t] = torch.randint(0, 15, (B, size, size), generator=g)
+        else: b[m] = torch.randn(B, spec.in_channels[m], size, size, generator=g)
+    for t in spec.tasks: b[t] = torch.randint(0, 15, (B, size, size), generator=g)
     return {k: v.to(device) for k, v in b.items()}
 
 def peak_mem_mb(device):
@@ -47,11 +47,11 @@ def peak_mem_mb(device):
 def bench(name, args):
     device = torch.device(args.device)
     cfg = make_cfg(name, args.arch)
-    sizes = {m: (10 if m in TS else args.size) for m, on in cfg['modalities']['inputs'].items() if on}
-    module = FlairHubModule(cfg, sizes).to(device).train()
+    module = FlairHubModule(cfg, {m: (10 if m in TS else args.size) for m in model_spec(cfg).modalities})
+    module = module.to(device).train()
     if args.channels_last: module = module.to(memory_format=torch.channels_last)
     opt = build_optimizer(module.parameters(), {'optimizer': 'adamw', 'learning_rate': 1e-4})
-    batch = make_batch(cfg, args.batch, args.size, args.T, device)
+    batch = make_batch(module.spec, args.batch, args.size, args.T, device)
     if args.channels_last: batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 and v.is_floating_point() else v for k, v in batch.items()}
     dtype = torch.bfloat16 if args.bf16 else None
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats()

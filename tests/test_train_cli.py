@@ -4,6 +4,7 @@ import json, shutil
 from pathlib import Path
 import numpy as np, pytest, rasterio, torch, yaml
 from train_common import make_toy, toy_train_config
+from flairhub_nb.config import load_config
 from flairhub_nb.testing import reference_dir
 from flairhub_nb.train.cli import run
 
@@ -15,13 +16,7 @@ def toy(tmp_path_factory):
 
 def load_folder(folder: Path) -> dict:
     "Merge a folder of YAMLs by top-level key, as the reference reads `--config <dir>`"
-    try:
-        from flairhub_nb.config import load_config
-        return load_config(folder)
-    except ImportError:
-        cfg = {}
-        for f in sorted(folder.glob('*.yaml')): cfg.update(yaml.safe_load(f.read_text()))
-        return cfg
+    return load_config(folder)
 
 def copy_reference_configs(dest: Path, toy: Path, out: Path) -> Path:
     "The reference's configs/train folder, with paths pointed at the toy set and a small CPU model"

@@ -6,19 +6,19 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/models.fusion.html.md"""
 
 # %% ../../nbs/22_models.fusion.ipynb #11ae1e73
 from __future__ import annotations
+from pathlib import Path
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
-from .monotemp import MONO_MODALITIES, MonoTempEncoder, UPerNetHead, split_arch
+from ..config import TS_MODALITIES, ModelSpec, load_config, model_spec
+from .monotemp import MonoTempEncoder, UPerNetHead, split_arch
 from .utae import utae_from_config
 
 # %% auto #0
-__all__ = ['DEFAULT_IMG_SIZES', 'dates_key', 'active_modalities', 'modality_channels', 'task_classes', 'FusionHandler',
-           'FlairHubModel', 'resize', 'encode', 'draw_dropped', 'apply_dropout', 'fuse', 'aux_logits', 'task_logits',
-           'forward', 'param_counts']
+__all__ = ['DEFAULT_IMG_SIZES', 'dates_key', 'FusionHandler', 'FlairHubModel', 'resize']
 
 # %% ../../nbs/22_models.fusion.ipynb #0b6ebe32
-from ..config import TS_MODALITIES, MODALITIES  # one definition, in config
 DEFAULT_IMG_SIZES = {'AERIAL_RGBI': 512, 'AERIAL-RLT_PAN': 256, 'DEM_ELEV': 512, 'SPOT_RGBI': 64,
                      'SENTINEL2_TS': 10, 'SENTINEL1-ASC_TS': 10, 'SENTINEL1-DESC_TS': 10}
 
@@ -27,33 +27,13 @@ def dates_key(mod: str) -> str:
     if mod not in TS_MODALITIES: raise KeyError(f"{mod!r} is not a time-series modality; expected one of {TS_MODALITIES}")
     return mod[:-len('_TS')] + '_DATES'
 
-def active_modalities(cfg: dict) -> list[str]:
-    "Enabled modalities (`modalities.inputs`), mono-temporal first, in the reference's fixed order"
-    inputs = cfg['modalities']['inputs']
-    unknown = set(inputs) - set(MODALITIES)
-    if unknown: raise KeyError(f"modalities.inputs has unknown keys {sorted(unknown)}; expected {list(MODALITIES)}")
-    mods = [m for m in MODALITIES if inputs.get(m)]
-    if not mods: raise ValueError("modalities.inputs enables no modality; set at least one to true")
-    return mods
-
-def modality_channels(cfg: dict, mod: str) -> int:
-    "Input channels of modality `mod` as the model sees them"
-    if mod == 'AERIAL-RLT_PAN': return 1
-    if mod == 'DEM_ELEV':
-        pp = cfg['modalities'].get('pre_processings', {})
-        return 1 if pp.get('calc_elevation', True) and not pp.get('calc_elevation_stack_dsm', True) else 2
-    ch = cfg['modalities'].get('inputs_channels', {}).get(mod)
-    if not ch: raise KeyError(f"modalities.inputs_channels.{mod} is missing or empty; expected a list of 1-based band indices")
-    return len(ch)
-
-def task_classes(cfg: dict) -> dict[str, int]:
-    "Number of classes of each task in `labels` (length of `labels_configs.<task>.value_name`)"
-    out = {}
-    for t in cfg['labels']:
-        lc = cfg.get('labels_configs', {}).get(t)
-        if not lc or not lc.get('value_name'): raise KeyError(f"labels_configs.{t}.value_name is missing; it names the classes of task {t}")
-        out[t] = len(lc['value_name'])
-    return out
+# %% ../../nbs/22_models.fusion.ipynb #9cdf8d31
+def _as_spec(spec: ModelSpec|dict|str|Path) -> ModelSpec:
+    "`spec` itself, or the `ModelSpec` of a training config (its normalisation statistics left out)"
+    if isinstance(spec, ModelSpec): return spec
+    cfg = load_config(spec, validate=False, check_files=False)
+    cfg['modalities']['normalization'] = {'norm_type': 'without'}
+    return model_spec(cfg)
 
 # %% ../../nbs/22_models.fusion.ipynb #5a523ed8
 class FusionHandler(nn.Module):
@@ -71,74 +51,78 @@ class FusionHandler(nn.Module):
 # %% ../../nbs/22_models.fusion.ipynb #3f33bcc5
 class FlairHubModel(nn.Module):
     "FLAIR-HUB multimodal segmentation model (encoders, fusion, per-task decoders, auxiliary heads)"
-    def __init__(self, cfg: dict, # training config (reference schema)
+    def __init__(self, spec: ModelSpec|dict|str|Path, # what to build; a training config (dict or YAML) is turned into its spec
                  img_input_sizes: dict[str, int]|None=None, # input size per modality; `DEFAULT_IMG_SIZES` for missing ones
                  encoder_weights: str|dict|None=None, # None: random init; 'imagenet': download (explicit only); dict/path: local weights
                  reference_dropout: bool=False, # modality dropout as the reference does it (p~U(0,1), noise, may drop all)
                  output_size: int|tuple[int, int]|None=None, # default output size; else from the inputs
                 ):
         super().__init__()
-        self.modalities = active_modalities(cfg)
-        self.mono = [m for m in self.modalities if m in MONO_MODALITIES]
-        self.ts = [m for m in self.modalities if m in TS_MODALITIES]
-        self.tasks = task_classes(cfg)
+        self.spec = spec = _as_spec(spec)
+        self.modalities, self.mono, self.ts = list(spec.modalities), spec.mono, spec.ts
+        self.tasks, self.aux_modalities = spec.num_classes, list(spec.aux_modalities)
         self.task_nclasses = sum(self.tasks.values())
-        sizes = {**DEFAULT_IMG_SIZES, **(img_input_sizes or {})}
-        mcfg, modcfg = cfg.get('models', {}), cfg['modalities']
-        self.encoder_name, _ = split_arch(mcfg.get('monotemp_model', {}).get('arch', 'swin_base_patch4_window12_384-upernet'))
-        init_mode = mcfg.get('monotemp_model', {}).get('new_channels_init_mode', 'copy_first')
-        self.encoders = nn.ModuleDict()
-        for m in self.mono:
-            self.encoders[m] = MonoTempEncoder(self.encoder_name, modality_channels(cfg, m), sizes[m], encoder_weights, init_mode)
-        enc_ch = self.encoders[self.mono[0]].out_channels if self.mono else None
-        for m in self.ts:
-            self.encoders[m] = utae_from_config(mcfg.get('multitemp_model', {}), modality_channels(cfg, m), self.task_nclasses,
-                                                multimodal=bool(self.mono), n_stages=len(enc_ch) - 2 if enc_ch else None)
-        self._build_fusion(enc_ch)
-        self._build_decoders(cfg, enc_ch)
-        drop = modcfg.get('modality_dropout') or {}
-        self.dropout_p = {m: float(drop.get(m) or 0) for m in self.modalities}
+        self.dropout_p = dict(spec.modality_dropout)
         self.reference_dropout, self.output_size = reference_dropout, output_size
+        self.encoder_name, _ = split_arch(spec.arch)
+        enc_ch = self._build_encoders({**DEFAULT_IMG_SIZES, **(img_input_sizes or {})}, encoder_weights)
+        self._build_fusion(enc_ch)
+        self._build_decoders(enc_ch)
 
 # %% ../../nbs/22_models.fusion.ipynb #745ab795
+@patch
+def _build_encoders(self: FlairHubModel, sizes: dict, encoder_weights) -> list[int]|None:
+    "Build `self.encoders`; returns the first mono encoder's channels (None without mono modality)"
+    s = self.spec
+    self.encoders = nn.ModuleDict({m: MonoTempEncoder(self.encoder_name, s.in_channels[m], sizes[m], encoder_weights,
+                                                      s.new_channels_init_mode) for m in self.mono})
+    enc_ch = self.encoders[self.mono[0]].out_channels if self.mono else None
+    for m in self.ts:
+        self.encoders[m] = utae_from_config(s.multitemp, s.in_channels[m], self.task_nclasses, multimodal=bool(self.mono),
+                                            n_stages=len(enc_ch) - 2 if enc_ch else None)
+    return enc_ch
+
+# %% ../../nbs/22_models.fusion.ipynb #ebab98b9
+@patch
 def _build_fusion(self: FlairHubModel, enc_ch: list[int]|None):
+    "Build `self.fusion_handler` (a dummy 1x1 conv for Sentinel-only models, kept for strict loading)"
     if not enc_ch: self.fusion_handler = FusionHandler([1], [1]); return
     target = enc_ch[2:]
     ins = [sum(self.encoders[m].out_channels[2+i] for m in self.mono) + sum(self.encoders[m].map_channels[i] for m in self.ts)
            for i in range(len(target))]
     self.fusion_handler = FusionHandler(ins, target)
 
-def _build_decoders(self: FlairHubModel, cfg: dict, enc_ch: list[int]|None):
+# %% ../../nbs/22_models.fusion.ipynb #94af4f96
+@patch
+def _build_decoders(self: FlairHubModel, enc_ch: list[int]|None):
+    "Build `self.main_decoders` and `self.aux_decoders`"
     head = lambda k: UPerNetHead(enc_ch, k) if enc_ch else nn.Conv2d(self.task_nclasses, k, 1)
     self.main_decoders = nn.ModuleDict({t: head(k) for t, k in self.tasks.items()})
-    aux = cfg['modalities'].get('aux_loss') or {}
-    self.aux_modalities = [m for m in self.modalities if aux.get(m)]
     self.aux_decoders = nn.ModuleDict()
     for t, k in self.tasks.items():
         for m in self.aux_modalities:
             self.aux_decoders[f'{m}__{t}'] = UPerNetHead(self.encoders[m].out_channels, k) if m in self.mono else nn.Conv2d(self.task_nclasses, k, 1)
-
-FlairHubModel._build_fusion, FlairHubModel._build_decoders = _build_fusion, _build_decoders
 
 # %% ../../nbs/22_models.fusion.ipynb #1cac65f0
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     "Bilinear resize (align_corners=False) of (B,C,H,W) to `size`; a no-op at the same size"
     return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
 
+@patch
 def _output_size(self: FlairHubModel, batch: dict, output_size) -> tuple[int, int]:
     size = output_size if output_size is not None else self.output_size
     if size is not None: return (size, size) if isinstance(size, int) else tuple(size)
     mods = self.mono or self.ts
     return tuple(max((tuple(batch[m].shape[-2:]) for m in mods), key=lambda s: s[0]*s[1]))
 
+@patch
 def _inputs(self: FlairHubModel, batch: dict) -> None:
     need = self.mono + self.ts + [dates_key(m) for m in self.ts]
     missing = [k for k in need if k not in batch]
     if missing: raise KeyError(f"batch lacks {missing}; this model needs {need} (and optionally <TS>_PAD_MASK)")
 
-FlairHubModel._output_size, FlairHubModel._inputs = _output_size, _inputs
-
 # %% ../../nbs/22_models.fusion.ipynb #cf2e455d
+@patch
 def encode(self: FlairHubModel, batch: dict) -> tuple[dict, dict, dict]:
     "Run the encoders: (mono feature lists, U-TAE logits, U-TAE maps), keyed by modality"
     self._inputs(batch)
@@ -148,9 +132,8 @@ def encode(self: FlairHubModel, batch: dict) -> tuple[dict, dict, dict]:
         logits[m], maps[m] = self.encoders[m](batch[m], batch[dates_key(m)], pad_mask=batch.get(f'{m}_PAD_MASK'))
     return feats, logits, maps
 
-FlairHubModel.encode = encode
-
 # %% ../../nbs/22_models.fusion.ipynb #0e19cbd3
+@patch
 def draw_dropped(self: FlairHubModel) -> list[str]:
     "Modalities to drop in this forward"
     mods = self.modalities
@@ -159,10 +142,12 @@ def draw_dropped(self: FlairHubModel) -> list[str]:
     if len(drop) == len(mods): drop.pop(int(torch.randint(len(drop), ())))
     return drop
 
+@patch
 def _blank(self: FlairHubModel, x: torch.Tensor) -> torch.Tensor:
     if not self.reference_dropout: return torch.zeros_like(x)
     return nn.init.xavier_uniform_(torch.empty_like(x)) if x.ndim >= 2 else torch.zeros_like(x)
 
+@patch
 def apply_dropout(self: FlairHubModel, feats: dict, maps: dict, logits: dict) -> list[str]:
     "Replace the fusion inputs of dropped modalities (in place in the dicts); returns the dropped modalities"
     dropped = self.draw_dropped()
@@ -173,9 +158,8 @@ def apply_dropout(self: FlairHubModel, feats: dict, maps: dict, logits: dict) ->
             if not self.reference_dropout: logits[m] = None
     return dropped
 
-FlairHubModel.draw_dropped, FlairHubModel._blank, FlairHubModel.apply_dropout = draw_dropped, _blank, apply_dropout
-
 # %% ../../nbs/22_models.fusion.ipynb #3a977efc
+@patch
 def fuse(self: FlairHubModel, feats: dict, logits: dict, maps: dict, intermediates: dict|None=None):
     "Fused features (list of maps for the UPerNet decoders) or fused logits (Sentinel-only models)"
     if not self.mono:
@@ -193,9 +177,8 @@ def fuse(self: FlairHubModel, feats: dict, logits: dict, maps: dict, intermediat
     if intermediates is not None: intermediates.update({f'fusion.stage{i+1}': f for i, f in enumerate(fused)})
     return first[:2] + fused
 
-FlairHubModel.fuse = fuse
-
 # %% ../../nbs/22_models.fusion.ipynb #05603f57
+@patch
 def aux_logits(self: FlairHubModel, feats: dict, logits: dict, size: tuple[int, int]) -> dict[str, torch.Tensor]:
     "Auxiliary outputs `aux_<MOD>_<TASK>` at `size`"
     out = {}
@@ -204,12 +187,15 @@ def aux_logits(self: FlairHubModel, feats: dict, logits: dict, size: tuple[int, 
         out[f'aux_{m}_{t}'] = resize(dec(feats[m]) if m in feats else dec(logits[m]), size)
     return out
 
+@patch
 def task_logits(self: FlairHubModel, fused, size: tuple[int, int]) -> dict[str, torch.Tensor]:
     "Main outputs per task at `size`"
     if self.mono: return {t: resize(self.main_decoders[t](fused), size) for t in self.tasks}
     if len(self.tasks) == 1: return {t: resize(fused, size) for t in self.tasks}
     return {t: resize(self.main_decoders[t](fused), size) for t in self.tasks}
 
+# %% ../../nbs/22_models.fusion.ipynb #7a92d5e3
+@patch
 def forward(self: FlairHubModel, batch: dict, # modality tensors, `<TS>` dates, optional `<TS>_PAD_MASK`
             output_size: int|tuple[int, int]|None=None, # output size; from the inputs when None
             apply_mod_dropout: bool=False, # modality dropout (training mode only)
@@ -229,9 +215,8 @@ def forward(self: FlairHubModel, batch: dict, # modality tensors, `<TS>` dates, 
         self.apply_dropout(feats, maps, logits)
     return self.task_logits(self.fuse(feats, logits, maps, intermediates), size), logits_aux
 
-FlairHubModel.aux_logits, FlairHubModel.task_logits, FlairHubModel.forward = aux_logits, task_logits, forward
-
 # %% ../../nbs/22_models.fusion.ipynb #74dc74a2
+@patch
 def param_counts(self: FlairHubModel) -> dict:
     "Parameter counts per module group and the README-style total (fusion excluded)"
     n = lambda mod: sum(p.numel() for p in mod.parameters())
@@ -243,10 +228,9 @@ def param_counts(self: FlairHubModel) -> dict:
     out['all'] = out['readme_style_total'] + out['fusion_handler']
     return out
 
+@patch
 def _repr_markdown_(self: FlairHubModel) -> str:
     c = self.param_counts()
     return (f"**FlairHubModel** `{self.encoder_name}` · modalities {', '.join(self.modalities)} · tasks "
             f"{', '.join(f'{t} ({k})' for t, k in self.tasks.items())} · aux {self.aux_modalities or 'none'} · "
             f"{c['readme_style_total']/1e6:.2f}M parameters (README style; {c['all']:,} with fusion)")
-
-FlairHubModel.param_counts, FlairHubModel._repr_markdown_ = param_counts, _repr_markdown_

@@ -18,7 +18,6 @@ __all__ = ['DECODERS', 'INIT_MODES', 'split_arch', 'smp_encoder_names', 'timm_ac
            'PSPModule', 'FPNBlock', 'UPerNetDecoder', 'SegModel', 'UPerNetHead']
 
 # %% ../../nbs/20_models.monotemp.ipynb #8c69aad4
-from ..config import MONO_MODALITIES  # one definition, in config
 DECODERS = ('upernet',)
 
 def split_arch(arch: str, # `"<encoder>-<decoder>"`, e.g. 'swin_base_patch4_window12_384-upernet'

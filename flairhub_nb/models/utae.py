@@ -277,18 +277,22 @@ class UTAE(nn.Module):
                                        masked_in_norm=masked_in_norm)
         self.out_conv = ConvBlock([dec[0]] + self.out_conv_widths, norm='batch', padding_mode=padding_mode)
 
-    @property
-    def map_channels(self) -> list[int]:
-        "Channels of the maps returned with `return_maps`: L-TAE output, then each decoder stage"
-        return self.decoder_widths[::-1]
+# %% ../../nbs/21_models.utae.ipynb #79694a0e
+@patch(as_prop=True)
+def map_channels(self: UTAE) -> list[int]:
+    "Channels of the maps returned with `return_maps`: L-TAE output, then each decoder stage"
+    return self.decoder_widths[::-1]
 
-    @property
-    def num_classes(self) -> int: return self.out_conv_widths[-1]
+@patch(as_prop=True)
+def num_classes(self: UTAE) -> int:
+    "Output classes of the head (the last `out_conv` width)"
+    return self.out_conv_widths[-1]
 
-    def _repr_markdown_(self) -> str:
-        n = sum(p.numel() for p in self.parameters())
-        return (f"**UTAE** ({n:,} parameters): {self.input_dim} input channels, encoder {self.encoder_widths}, "
-                f"decoder {self.decoder_widths}, head {self.out_conv_widths}, skip aggregation `{self.agg_mode}`")
+@patch
+def _repr_markdown_(self: UTAE) -> str:
+    n = sum(p.numel() for p in self.parameters())
+    return (f"**UTAE** ({n:,} parameters): {self.input_dim} input channels, encoder {self.encoder_widths}, "
+            f"decoder {self.decoder_widths}, head {self.out_conv_widths}, skip aggregation `{self.agg_mode}`")
 
 # %% ../../nbs/21_models.utae.ipynb #98622fff
 def series_pad_mask(x: torch.Tensor, # (B,T,C,H,W) series
@@ -381,8 +385,8 @@ def utae_hparams(mt_cfg: dict, # `models.multitemp_model` of the config (missing
     hp['out_conv'] = utae_out_conv(hp['out_conv'], task_nclasses)
     return hp
 
-def utae_from_config(mt_cfg: dict, # `models.multitemp_model` of the config; not modified
-                     input_dim: int, # channels per frame: len(inputs_channels[mod])
+def utae_from_config(mt_cfg: dict, # `ModelSpec.multitemp` (the config's `models.multitemp_model`); not modified
+                     input_dim: int, # channels per frame: `ModelSpec.in_channels[mod]`
                      task_nclasses: int, # summed class count of all tasks
                      multimodal: bool, # a mono-temporal encoder is present (width override)
                      n_stages: int|None=None, # stages of the mono encoder; len(encoder_widths) when None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, sys, shutil, contextlib
 from pathlib import Path
 import yaml, lightning.pytorch as pl
+from ..config import load_config, model_spec
 from .module import FlairHubModule, FlairHubDataModule, build_trainer
 from .writer import PredictionWriter, metrics_only
 
@@ -74,19 +75,12 @@ def load_initial_weights(module: FlairHubModule, # module whose `.model` receive
     return load_checkpoint(module.model, path)
 
 # %% ../../nbs/34_train.cli.ipynb #b6ccaab7
-def _load(cfg) -> dict:
-    try: from flairhub_nb.config import load_config
-    except ImportError: load_config = None
-    if load_config is not None: return load_config(cfg)
-    if isinstance(cfg, dict): return cfg
-    return yaml.safe_load(Path(cfg).read_text())
-
 def run(cfg: dict|str|Path, # config dict (reference schema) or YAML file / folder
         trainer_kwargs: dict|None=None, # extra Trainer arguments (e.g. limit_train_batches) for tests and notebooks
        ) -> int:
     "Run the config's tasks (train / predict / metrics_only); returns 0"
-    cfg = _load(cfg); out = run_dir(cfg); name = str(cfg['paths']['out_model_name'])
-    tasks, hp, sv = cfg.get('tasks') or {}, cfg['hyperparams'], cfg.get('saving') or {}
+    cfg = load_config(cfg); out = run_dir(cfg); name = str(cfg['paths']['out_model_name'])
+    spec, tasks, hp, sv = model_spec(cfg, resolved=True), cfg['tasks'], cfg['hyperparams'], cfg['saving']
     rank0 = is_rank_zero()
     out.mkdir(parents=True, exist_ok=True)
     with tee_output(log_path(out, name) if rank0 else None):
@@ -94,11 +88,11 @@ def run(cfg: dict|str|Path, # config dict (reference schema) or YAML file / fold
         if sv.get('verbose_config') and rank0: print(yaml.safe_dump(cfg, sort_keys=False))
         if sv.get('cp_csv_and_conf_to_output', True) and rank0: cp_csv_and_conf_to_output(cfg, out/'used_csv_and_config')
         dm, module, trainer = FlairHubDataModule(cfg), None, None
-        writer = PredictionWriter(cfg, out/f'results_{name}', bool(tasks.get('write_files', True)),
+        writer = PredictionWriter(spec, out/f'results_{name}', name, bool(tasks.get('write_files', True)),
                                   bool(tasks.get('georeferencing_output', True)))
         if tasks.get('train'): module, trainer = _train(cfg, dm, out, writer, trainer_kwargs or {})
         if tasks.get('predict'): _predict(cfg, dm, out, writer, module, trainer, trainer_kwargs or {})
-        elif tasks.get('metrics_only') and rank0: metrics_only(cfg, out/f'results_{name}')
+        elif tasks.get('metrics_only') and rank0: metrics_only(cfg, spec, out/f'results_{name}')
     return 0
 
 # %% ../../nbs/34_train.cli.ipynb #c3cb2bf7

@@ -7,30 +7,11 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.losses.html.md"""
 # %% ../../nbs/30_train.losses.ipynb #96eb5649
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
+from ..config import ModelSpec
 
 # %% auto #0
-__all__ = ['num_classes', 'class_weights', 'WeightedCrossEntropy', 'aux_modalities', 'FlairHubCriterion']
-
-# %% ../../nbs/30_train.losses.ipynb #be4f7dbc
-def num_classes(task_cfg: dict, # `labels_configs.<TASK>` section
-               ) -> int:
-    "Number of classes of a task (its `value_name` entries)"
-    names = task_cfg.get('value_name') or {}
-    if not names: raise KeyError("labels_configs.<TASK>.value_name is missing or empty; expected {index: class name}")
-    return len(names)
-
-def class_weights(task_cfg: dict, # `labels_configs.<TASK>` section
-                  modality: str|None=None, # apply `per_modality_exceptions[modality]` too (aux heads)
-                 ) -> list:
-    "Per-class loss weights of a task (list of K numbers, ints kept as ints)"
-    K, vw = num_classes(task_cfg), task_cfg.get('value_weights') or {}
-    w = [vw.get('default', 1)] * K
-    exc = dict(vw.get('default_exceptions') or {})
-    if modality is not None: exc.update((vw.get('per_modality_exceptions') or {}).get(modality) or {})
-    for i, v in exc.items():
-        if not 0 <= int(i) < K: raise ValueError(f"class weight exception for class {i} but the task has {K} classes (0..{K-1})")
-        w[int(i)] = v
-    return w
+__all__ = ['WeightedCrossEntropy', 'FlairHubCriterion']
 
 # %% ../../nbs/30_train.losses.ipynb #3ca68eea
 class WeightedCrossEntropy(nn.Module):
@@ -52,30 +33,21 @@ class WeightedCrossEntropy(nn.Module):
         return total / denom.clamp_min(torch.finfo(torch.float32).tiny)
 
 # %% ../../nbs/30_train.losses.ipynb #74c72234
-def aux_modalities(cfg: dict) -> list:
-    "Enabled modalities whose auxiliary loss is switched on, in `modalities.inputs` order"
-    m = cfg['modalities']; aux = m.get('aux_loss') or {}
-    return [k for k, on in m['inputs'].items() if on and aux.get(k, False)]
-
 class FlairHubCriterion(nn.ModuleDict):
     "Cross-entropy losses of every task and auxiliary head; `__call__` returns (total loss, parts)"
-    def __init__(self, cfg: dict, # full config (reference training schema)
+    def __init__(self, spec: ModelSpec, # tasks (class and task weights), auxiliary modalities and their weights
                  reference_aux_bug: bool=False, # reproduce the reference: aux losses computed but never added
                  ignore_index: int=-100, # label value excluded from every loss
                 ):
         super().__init__()
-        self.tasks, self.mods = list(cfg['labels']), aux_modalities(cfg)
-        lc, self.reference_aux_bug = cfg['labels_configs'], reference_aux_bug
-        self.task_weight = {t: float(lc[t].get('task_weight', 1)) for t in self.tasks}
-        aw = cfg['modalities'].get('aux_loss_weight', 1.5)
-        self.aux_weight = {m: float(aw.get(m, 1.5) if isinstance(aw, dict) else aw) for m in self.mods}
-        for t in self.tasks:
-            self[t] = WeightedCrossEntropy(class_weights(lc[t]), ignore_index)
-            for m in self.mods: self[f'aux_{m}_{t}'] = WeightedCrossEntropy(class_weights(lc[t], m), ignore_index)
+        self.tasks, self.mods, self.reference_aux_bug = list(spec.tasks), list(spec.aux_modalities), reference_aux_bug
+        self.task_weight = {t: s.task_weight for t, s in spec.tasks.items()}
+        self.aux_weight = dict(spec.aux_weight)
+        for t, s in spec.tasks.items():
+            self[t] = WeightedCrossEntropy(s.class_weights, ignore_index)
+            for m in self.mods: self[f'aux_{m}_{t}'] = WeightedCrossEntropy(s.modality_weights[m], ignore_index)
 
 # %% ../../nbs/30_train.losses.ipynb #9d8c7183
-from fastcore.basics import patch
-
 @patch
 def forward(self: FlairHubCriterion, logits_tasks: dict, # {task: (B,K,H,W)}
                        logits_aux: dict, # {'aux_<MOD>_<TASK>': (B,K,H,W)}

@@ -8,11 +8,10 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.metrics.html.md"""
 from __future__ import annotations
 import json, numpy as np, torch
 from pathlib import Path
-from .losses import class_weights
+from ..config import TaskSpec
 
 # %% auto #0
-__all__ = ['confusion_matrix', 'ConfusionMatrix', 'scored_classes', 'compute_metrics', 'metrics_report', 'plot_confmat',
-           'save_metrics']
+__all__ = ['confusion_matrix', 'ConfusionMatrix', 'compute_metrics', 'metrics_report', 'plot_confmat', 'save_metrics']
 
 # %% ../../nbs/31_train.metrics.ipynb #99106248
 def confusion_matrix(gt: torch.Tensor, # ground-truth class indices, any shape
@@ -52,12 +51,8 @@ class ConfusionMatrix:
     def _repr_markdown_(self): return f"ConfusionMatrix(K={self.num_classes}, pixels={int(self.confmat.sum())})"
 
 # %% ../../nbs/31_train.metrics.ipynb #65c4f804
-def scored_classes(task_cfg: dict) -> list:
-    "Indices of the classes a task is scored on: those with non-zero default weight"
-    return [i for i, w in enumerate(class_weights(task_cfg)) if w != 0]
-
 def compute_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix, rows = ground truth
-                    keep: list|None=None, # class indices to score; all when None
+                    keep: list|None=None, # class indices to score (`TaskSpec.scored`); all when None
                    ) -> dict:
     "mIoU, OA, mean F1/precision/recall and per-class values (all in %) over the `keep` classes"
     cm = np.asarray(confmat.cpu() if torch.is_tensor(confmat) else confmat)
@@ -75,20 +70,17 @@ def compute_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix, 
 
 # %% ../../nbs/31_train.metrics.ipynb #e315b326
 def metrics_report(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix of `task`
-                   cfg: dict, # full config (reference training schema)
-                   task: str, # task key, e.g. `AERIAL_LABEL-COSIA`
+                   task: TaskSpec, # the task's spec (class names, weights, scored classes)
                   ) -> dict:
     "The reference's `metrics.json` content for one task"
-    tc = cfg['labels_configs'][task]; keep = scored_classes(tc)
+    keep = task.scored
     m = compute_metrics(confmat, keep)
-    names, dw = tc['value_name'], class_weights(tc)
-    mods = [k for k, on in cfg['modalities']['inputs'].items() if on]
     return {'Avg_metrics_name': ['mIoU', 'Overall Accuracy', 'F-score', 'Precision', 'Recall'],
             'Avg_metrics': [m['miou'], m['oa'], m['fscore'], m['precision'], m['recall']],
-            'classes': [names[i] for i in keep],
+            'classes': [task.class_names[i] for i in keep],
             **{k: m[k].tolist() for k in ('per_class_iou', 'per_class_fscore', 'per_class_precision', 'per_class_recall')},
-            'per_class_default_weight': [dw[i] for i in keep],
-            'per_class_modality_weights': {mod: [class_weights(tc, mod)[i] for i in keep] for mod in mods}}
+            'per_class_default_weight': [task.class_weights[i] for i in keep],
+            'per_class_modality_weights': {mod: [w[i] for i in keep] for mod, w in task.modality_weights.items()}}
 
 # %% ../../nbs/31_train.metrics.ipynb #9162dd00
 def plot_confmat(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix
@@ -115,8 +107,7 @@ def plot_confmat(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix
 
 # %% ../../nbs/31_train.metrics.ipynb #d0467d01
 def save_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix of `task`
-                 cfg: dict, # full config
-                 task: str, # task key
+                 task: TaskSpec, # the task's spec
                  out_dir: Path|str, # folder to write into (created)
                  mode: str='predict', # `predict` or `metrics_only`, used in the matrix file names
                 ) -> dict:
@@ -124,12 +115,11 @@ def save_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix of `
     import pandas as pd
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     cm = np.asarray(confmat.cpu() if torch.is_tensor(confmat) else confmat).astype(np.int64)
-    rep = metrics_report(cm, cfg, task)
+    rep = metrics_report(cm, task)
     (out/'metrics.json').write_text(json.dumps(rep, indent=4))
     np.save(out/f'confmat_{mode}.npy', cm)
-    names = [cfg['labels_configs'][task]['value_name'][i] for i in range(len(cm))]
+    names = list(task.class_names)
     pd.DataFrame(cm, index=names, columns=names).to_csv(out/f'confmat_{mode}.csv')
-    fig = plot_confmat(cm, names, scored_classes(cfg['labels_configs'][task]),
-                       title=f"{task}  mIoU {rep['Avg_metrics'][0]:.2f}  OA {rep['Avg_metrics'][1]:.2f}")
+    fig = plot_confmat(cm, names, task.scored, title=f"{task.name}  mIoU {rep['Avg_metrics'][0]:.2f}  OA {rep['Avg_metrics'][1]:.2f}")
     fig.savefig(out/f'confmat_{mode}.png', dpi=100)
     return rep

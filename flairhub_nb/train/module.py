@@ -6,14 +6,17 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.module.html.md"""
 
 # %% ../../nbs/33_train.module.ipynb #6618539f
 from __future__ import annotations
+import importlib.util, warnings
+from pathlib import Path
 import torch, torch.nn as nn
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Sampler, DistributedSampler
 from fastcore.basics import patch
-from .losses import FlairHubCriterion, num_classes
-from .metrics import ConfusionMatrix, compute_metrics, scored_classes
+from ..config import model_spec
+from ..models.fusion import FlairHubModel
 from ..nomenclature import task_suffix
-import warnings
+from .losses import FlairHubCriterion
+from .metrics import ConfusionMatrix, compute_metrics
 # epoch metrics are computed from confusion matrices already summed over processes, so they are identical on every
 # rank; Lightning's advice to sync them again does not apply
 warnings.filterwarnings('ignore', message='.*when logging on epoch level in distributed setting.*')
@@ -68,26 +71,41 @@ class WarmupThenPlateau:
 # %% ../../nbs/33_train.module.ipynb #181f679b
 class FlairHubModule(pl.LightningModule):
     "Multimodal, multi-task segmentation: training, validation and prediction steps"
-    def __init__(self, cfg: dict, # full config (reference training schema)
+    def __init__(self, cfg: dict, # training config (reference schema); its model part is read once into `self.spec`
                  img_input_sizes: dict, # modality -> input patch size (H), passed to the encoders
-                 model: nn.Module|None=None, # a ready model; built with `FlairHubModel(cfg, img_input_sizes)` when None
+                 model: nn.Module|None=None, # a ready model; built from the spec when None
                  reference_aux_bug: bool=False, # reproduce the reference's never-added aux losses
                 ):
         super().__init__()
         self.save_hyperparameters(ignore=['model'])
-        if model is None:
-            from flairhub_nb.models.fusion import FlairHubModel
-            model = FlairHubModel(cfg, img_input_sizes)
-        self.model, self.criterion = model, FlairHubCriterion(cfg, reference_aux_bug)
-        self.cfg, self.tasks, lc = cfg, list(cfg['labels']), cfg['labels_configs']
-        self.keep = {t: scored_classes(lc[t]) for t in self.tasks}
-        self.confmats = {s: {t: ConfusionMatrix(num_classes(lc[t])) for t in self.tasks} for s in ('train', 'val')}
-        self.val_confmats, self._val_loss, self._ctp, self._ctp_state = {}, torch.zeros(2, dtype=torch.float64), None, None
+        self.cfg, self.spec = cfg, model_spec(cfg)
+        self.tasks = list(self.spec.tasks)
+        self.configure_models(img_input_sizes, model)
+        self.configure_losses(reference_aux_bug)
+        self.configure_metrics()
+        self._val_loss, self._ctp, self._ctp_state = torch.zeros(2, dtype=torch.float64), None, None
 
     def forward(self, batch: dict) -> tuple:
         "Logits `({task: (B,K,H,W)}, {aux_key: (B,K,H,W)})` at the label size when the batch has labels"
         size = next((tuple(batch[t].shape[-2:]) for t in self.tasks if t in batch), None)
         return self.model(batch, output_size=size, apply_mod_dropout=self.training)
+
+# %% ../../nbs/33_train.module.ipynb #88c97f4a
+@patch
+def configure_models(self: FlairHubModule, img_input_sizes: dict, model: nn.Module|None=None):
+    "`self.model`: `model`, or a `FlairHubModel` built from the spec"
+    self.model = model if model is not None else FlairHubModel(self.spec, img_input_sizes)
+
+@patch
+def configure_losses(self: FlairHubModule, reference_aux_bug: bool=False):
+    "`self.criterion`: the losses of every task and auxiliary head"
+    self.criterion = FlairHubCriterion(self.spec, reference_aux_bug)
+
+@patch
+def configure_metrics(self: FlairHubModule):
+    "`self.confmats`: one confusion matrix per stage and task"
+    self.confmats = {st: {t: ConfusionMatrix(s.num_classes) for t, s in self.spec.tasks.items()} for st in ('train', 'val')}
+    self.val_confmats = {}
 
 # %% ../../nbs/33_train.module.ipynb #c696ae8c
 def _batch_size(batch: dict) -> int:
@@ -121,14 +139,15 @@ def _epoch_metrics(self: FlairHubModule, stage: str) -> dict:
     for t, acc in self.confmats[stage].items():
         cm = acc.reduce().cpu().clone(); acc.reset()
         if stage == 'val': self.val_confmats[t] = cm
-        m = compute_metrics(cm, self.keep[t]); suf = task_suffix(t); mious.append(m['miou'] / 100)
+        ts = self.spec.tasks[t]
+        m = compute_metrics(cm, ts.scored); suf = task_suffix(t); mious.append(m['miou'] / 100)
         out[f'{stage}_miou_{suf}'], out[f'{stage}_oa_{suf}'] = m['miou'] / 100, m['oa'] / 100
         if stage == 'val':
-            names = self.cfg['labels_configs'][t]['value_name']
-            for i, v in zip(m['classes'], m['per_class_iou']): out[f'val_iou_{suf}_{i}_{names[i]}'] = float(v) / 100
+            for i, v in zip(m['classes'], m['per_class_iou']): out[f'val_iou_{suf}_{i}_{ts.class_names[i]}'] = float(v) / 100
     out[f'{stage}_miou'] = sum(mious) / len(mious)
     return out
 
+# %% ../../nbs/33_train.module.ipynb #ab1f1655
 @patch
 def on_train_epoch_end(self: FlairHubModule):
     for k, v in self._epoch_metrics('train').items(): self.log(k, v, prog_bar=k == 'train_miou')
@@ -164,6 +183,7 @@ def configure_optimizers(self: FlairHubModule):
         if self._ctp_state is not None: self._ctp.load_state_dict(self._ctp_state)
     return opt
 
+# %% ../../nbs/33_train.module.ipynb #83a38cd5
 @patch
 def on_train_start(self: FlairHubModule):
     "When a resumed run has a different length (e.g. more epochs), re-plan OneCycleLR over it from the current step"
@@ -288,21 +308,18 @@ def trainer_kwargs(cfg: dict) -> dict:
                 num_sanity_val_steps=0, use_distributed_sampler=False,
                 enable_progress_bar=bool(sv.get('enable_progress_bar', True)))
 
+# %% ../../nbs/33_train.module.ipynb #9dbbfe17
 def build_trainer(cfg: dict, # full config
                   out_dir: str, # run folder `<out_folder>/<out_model_name>`
                   extra_callbacks: list|None=None, # appended to the config's callbacks (e.g. a PredictionWriter)
                   **kwargs, # Trainer overrides (e.g. limit_train_batches, logger, callbacks)
                  ) -> pl.Trainer:
     "A Lightning Trainer with the reference's callbacks and a CSV (+ TensorBoard) logger under `out_dir`"
-    from lightning.pytorch.loggers import CSVLogger
-    from pathlib import Path
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     name = cfg['paths'].get('out_model_name', 'model'); out_dir = Path(out_dir)
     loggers = [CSVLogger(str(out_dir), name=f'logs_{name}')]
-    try:
-        import tensorboard  # noqa: F401
-        from lightning.pytorch.loggers import TensorBoardLogger
+    if importlib.util.find_spec('tensorboard') is not None:  # optional: TensorBoard logs when it is installed
         loggers.append(TensorBoardLogger(str(out_dir), name=f'tensorboard_logs_{name}'))
-    except ImportError: pass
     kw = dict(trainer_kwargs(cfg), callbacks=build_callbacks(cfg, out_dir/'checkpoints') + list(extra_callbacks or []), logger=loggers,
               log_every_n_steps=1, default_root_dir=str(out_dir))
     kw.update(kwargs)

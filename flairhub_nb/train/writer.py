@@ -13,7 +13,7 @@ from affine import Affine
 from fastcore.basics import patch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from ..nomenclature import colormap, qgis_style
-from .losses import num_classes
+from ..config import ModelSpec, TaskSpec
 from .metrics import ConfusionMatrix, confusion_matrix, save_metrics
 
 # %% auto #0
@@ -33,7 +33,7 @@ def write_prediction(pred: np.ndarray, # (H,W) class indices
     if georeference and like is not None and Path(like).exists():
         with rasterio.open(like) as src:
             sx, sy = src.width / pred.shape[1], src.height / pred.shape[0]
-            prof.update(crs=src.crs, transform=src.transform * Affine.scale(sx, sy))
+            prof.update(crs=src.crs, transform=src.transform @ Affine.scale(sx, sy))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
@@ -44,18 +44,18 @@ def write_prediction(pred: np.ndarray, # (H,W) class indices
 # %% ../../nbs/32_train.writer.ipynb #8e3fde66
 class PredictionWriter(BasePredictionWriter):
     "Write per-patch predictions and test metrics under `results_<name>/`"
-    def __init__(self, cfg: dict, # full config
+    def __init__(self, spec: ModelSpec, # the tasks to write and score
                  results_dir: Path|str, # `<out>/results_<name>`
+                 name: str='model', # the run's `paths.out_model_name` (folder suffixes)
                  write_files: bool=True, # write the prediction GeoTIFFs
                  georeference: bool=True, # copy the label's georeference
                 ):
         super().__init__(write_interval='batch')
-        self.cfg, self.tasks = cfg, list(cfg['labels'])
-        name = cfg['paths'].get('out_model_name', 'model')
+        self.spec, self.tasks = spec, list(spec.tasks)
         self.results_dir = Path(results_dir)
         self.pred_dir, self.metrics_dir = self.results_dir/f'predictions_{name}', self.results_dir/f'metrics_{name}'
         self.write_files, self.georeference = write_files, georeference
-        self.confmats = {t: ConfusionMatrix(num_classes(cfg['labels_configs'][t])) for t in self.tasks}
+        self.confmats = {t: ConfusionMatrix(s.num_classes) for t, s in spec.tasks.items()}
         self.reports = {}
 
     def on_predict_epoch_start(self, trainer, pl_module):
@@ -84,35 +84,36 @@ def on_predict_epoch_end(self: PredictionWriter, trainer, pl_module):
     for t, acc in self.confmats.items():
         cm = acc.reduce().cpu()
         if trainer.is_global_zero and cm.sum() > 0:
-            self.reports[t] = save_metrics(cm, self.cfg, t, self.metrics_dir/t, mode='predict')
+            self.reports[t] = save_metrics(cm, self.spec.tasks[t], self.metrics_dir/t, mode='predict')
 
 # %% ../../nbs/32_train.writer.ipynb #055c01db
-def score_predictions(cfg: dict, # full config
-                      task: str, # task key
+def score_predictions(task: TaskSpec, # the task's spec (classes, label band)
                       pred_dir: Path|str, # `predictions_<name>` folder (holding `<TASK>/PRED_*.tif`)
                       label_paths: list, # label files of the test split
                      ) -> torch.Tensor:
     "(K,K) confusion matrix of written predictions against their labels"
     from flairhub_nb.data.dataset import read_label
-    tc = cfg['labels_configs'][task]; K = num_classes(tc); band = int(tc.get('label_channel_nomenclature', 1) or 1)
+    K = task.num_classes
     cm = torch.zeros(K, K, dtype=torch.int64)
     for lp in label_paths:
-        pp = Path(pred_dir)/task/f'PRED_{Path(lp).name}'
+        pp = Path(pred_dir)/task.name/f'PRED_{Path(lp).name}'
         if not pp.exists(): raise FileNotFoundError(f"{pp}: prediction missing for label {lp} (run predict first)")
-        gt, _ = read_label(lp, band, K)
+        gt, _ = read_label(lp, task.band, K)
         with rasterio.open(pp) as src: pred = src.read(1)
         if pred.shape != gt.shape: raise ValueError(f"{pp}: prediction is {pred.shape} but label {lp} is {gt.shape}")
         cm += confusion_matrix(torch.from_numpy(gt), torch.from_numpy(pred.astype(np.int64)), K)
     return cm
 
-def metrics_only(cfg: dict, # full config
+# %% ../../nbs/32_train.writer.ipynb #76465131
+def metrics_only(cfg: dict, # resolved training config (its test split and `paths.out_model_name`)
+                 spec: ModelSpec, # the tasks to score
                  results_dir: Path|str, # `<out>/results_<name>`
                 ) -> dict:
     "Re-score the written predictions of every task listed in the test CSV; returns {task: metrics report}"
     from flairhub_nb.data.dataset import FlairHubDataset
     name, out = cfg['paths'].get('out_model_name', 'model'), {}
     ds = FlairHubDataset(cfg, 'test')
-    for t in cfg['labels']:
-        cm = score_predictions(cfg, t, Path(results_dir)/f'predictions_{name}', [ds.paths(i)[t] for i in range(len(ds))])
-        out[t] = save_metrics(cm, cfg, t, Path(results_dir)/f'metrics_{name}'/t, mode='metrics_only')
+    for t, ts in spec.tasks.items():
+        cm = score_predictions(ts, Path(results_dir)/f'predictions_{name}', [ds.paths(i)[t] for i in range(len(ds))])
+        out[t] = save_metrics(cm, ts, Path(results_dir)/f'metrics_{name}'/t, mode='metrics_only')
     return out
