@@ -389,6 +389,7 @@ def _type_ok(v, ref) -> bool:
     if isinstance(ref, dict): return isinstance(v, dict)
     return True
 
+_NUMBERS = {'labels_configs.*.task_weight', 'labels_configs.*.value_weights.default', 'modalities.aux_loss_weight'}
 _LOOSE = {'hyperparams.scheduler', 'modalities.pre_processings.temporal_average_sentinel2',
           'modalities.pre_processings.temporal_average_sentinel1', 'saving.ckpt_monitor'}
 
@@ -400,6 +401,7 @@ def check_types(cfg: dict, ref: dict, path: str='') -> list:
         if k not in cfg or p in _LOOSE or p in ENUMS: continue
         v = cfg[k]
         if isinstance(r, dict) and isinstance(v, dict) and _pattern(p) not in _OPEN and p not in _MOD_KEYED: out += check_types(v, r, p)
+        elif _pattern(p) in _NUMBERS and isinstance(v, (int, float)) and not isinstance(v, bool): continue  # an int default where any number is fine
         elif not _type_ok(v, r): out.append((p, f"expected {_tname(r)}, got {_tname(v)} {short(v)}"))
     return out
 
@@ -505,7 +507,8 @@ def _check_classes(cfg, P):
     for t, tc in (cfg.get('labels_configs') or {}).items():
         if t not in TASKS: P.append((f'labels_configs.{t}', f"unknown task; expected one of {list(TASKS)}")); continue
         if not isinstance(tc, dict): P.append((f'labels_configs.{t}', f"expected a mapping, got {short(tc)}")); continue
-        K, base = NUM_CLASSES[t], f'labels_configs.{t}'
+        names = tc.get('value_name')
+        K, base = len(names) if isinstance(names, dict) and names else NUM_CLASSES[t], f'labels_configs.{t}'
         def idx(d, path, K=K):
             for k in (d or {}):
                 if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < K: P.append((f'{path}.{k}', f"class index outside 0..{K - 1}"))
