@@ -102,6 +102,8 @@ def _load(prog: str, loader: Callable, a: argparse.Namespace) -> dict:
             if issubclass(w.category, ConfigWarning): _say(prog, 'warning', str(w.message))
             else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
+
+# %% ../nbs/09_cli.ipynb #deb29b89
 def run_command(prog: str, # command name, for messages
                 argv: Sequence[str]|None, # arguments; `sys.argv[1:]` when None
                 loader: Callable, # `load_config` or `load_zonal_config`
@@ -113,22 +115,27 @@ def run_command(prog: str, # command name, for messages
     try:
         cfg = _load(prog, _model_loader(loader, a.model) if a.model else loader, a)
         if a.check:
-            print(f"# {a.config}: valid\n" + format_config(cfg)); return 0
+            print(f"# {a.config}: valid\n" + format_config(cfg))
+            return 0
         mod, fn = runner.split(':')
         try: run = _lazy(mod, fn)
         except ModuleNotFoundError as e:
             if e.name != mod: raise
-            _say(prog, 'error', f"{e}; `{prog} --check` still validates configs"); return 2
+            _say(prog, 'error', f"{e}; `{prog} --check` still validates configs")
+            return 2
         return int(run(cfg) or 0)
     except ConfigError as e:
         _say(prog, 'error', f"invalid config {a.config} ({len(e.problems)} problem(s)):")
         for k, m in e.problems: print(f"  {k}: {m}" if k else f"  {m}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        _say(prog, 'error', 'interrupted'); return 130
+        _say(prog, 'error', 'interrupted')
+        return 130
     except Exception as e:  # noqa: BLE001 -- a command maps every failure to one line and a non-zero status
         if a.debug: traceback.print_exc()
-        _say(prog, 'error', f"{type(e).__name__}: {e}" + ('' if a.debug else ' (--debug shows the traceback)')); return 1
+        _say(prog, 'error', f"{type(e).__name__}: {e}" + ('' if a.debug else ' (--debug shows the traceback)'))
+        return 1
+
 
 # %% ../nbs/09_cli.ipynb #c3f5b9f5
 def flairhub_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when None

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest, torch, yaml
 from flairhub_nb.testing import reference_dir
 from flairhub_nb.toy.hub import make_hub_cache
-from flairhub_nb.models.hub import pretrained_files, pretrained_config, pretrained_zonal_config
+from flairhub_nb.models.hub import pretrained_files, pretrained_config
 from flairhub_nb.models.fusion import FlairHubModel
-from flairhub_nb.config import model_spec, load_zonal_config, zonal_model_spec
+from flairhub_nb.config import model_spec
 
 os.environ['HF_HUB_OFFLINE'] = '1'
 MAN = reference_dir()/'checkpoint_manifests'
