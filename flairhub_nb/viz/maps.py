@@ -99,7 +99,7 @@ def legend_html(task: str, # task key or suffix
                     f"border:1px solid #888;margin-right:4px'></span>{i} {nom.names[i]}</div>" for i in classes)
     return f"<div style='font-size:11px'><b>{nom.task}</b>{items}</div>"
 
-# %% ../../nbs/51_viz.maps.ipynb #8a0eadb6
+# %% ../../nbs/51_viz.maps.ipynb #9e972fb8
 import math
 
 def _merc_y(lat: float) -> float:
@@ -147,7 +147,7 @@ class PatchExplorer:
         self.patch_id = None; self.layer = None; self.date_index = 0; self.overlay = None; self.zonal_layers = []
         self._build(basemap, height)
 
-# %% ../../nbs/51_viz.maps.ipynb #62d11df3
+# %% ../../nbs/51_viz.maps.ipynb #f34e7cbb
 from fastcore.basics import patch
 
 @patch
@@ -183,7 +183,7 @@ def _build(self: PatchExplorer, basemap: bool, height: str):
     self.legend.value = self._footprint_legend()
     if basemap: self.basemap_box.value = True
 
-# %% ../../nbs/51_viz.maps.ipynb #ff11fb3b
+# %% ../../nbs/51_viz.maps.ipynb #5bd05706
 @patch
 def _bounds(self: PatchExplorer, tb) -> list:
     "((south, west), (north, east)) from (minx, miny, maxx, maxy)"
@@ -211,7 +211,7 @@ def set_basemap(self: PatchExplorer, on: bool=True):
 @patch
 def _repr_mimebundle_(self: PatchExplorer, **kw): return self.widget._repr_mimebundle_(**kw)
 
-# %% ../../nbs/51_viz.maps.ipynb #08031914
+# %% ../../nbs/51_viz.maps.ipynb #909bddca
 @patch
 def _view_size(self: PatchExplorer) -> tuple[int, int]:
     "The map's size in pixels: measured by the browser once shown, else 800 × the map's height"
@@ -332,7 +332,7 @@ def set_date(self: PatchExplorer, index: int):
     if self.layer and self.layer.endswith('_TS'): self.show(self.layer)
     return self
 
-# %% ../../nbs/51_viz.maps.ipynb #b0e51914
+# %% ../../nbs/51_viz.maps.ipynb #f2e06b27
 ZONAL_NODATA = 255  # nodata of argmax outputs (flairhub_nb.zonal.write.ARGMAX_NODATA)
 
 def zonal_tile_layer(path: Path|str, # class-map raster (GeoTIFF, COG or VRT), one band
@@ -349,7 +349,7 @@ def zonal_tile_layer(path: Path|str, # class-map raster (GeoTIFF, COG or VRT), o
     return get_leaflet_tile_layer(client, indexes=[1], colormap=key, nodata=ZONAL_NODATA, opacity=opacity,
                                   name=name or f"zonal {Path(path).name}", max_zoom=22, show_loading=False)
 
-# %% ../../nbs/51_viz.maps.ipynb #f81e6396
+# %% ../../nbs/51_viz.maps.ipynb #ee264c85
 @patch
 def add_zonal(self: PatchExplorer,
               path: Path|str, # zonal output (COG/GeoTIFF/VRT): a class map, or K-band probabilities
@@ -378,14 +378,16 @@ def add_zonal(self: PatchExplorer,
 
 @patch
 def _zonal_legend(self: PatchExplorer, task: str, classes: Sequence[int]):
-    "The legend control on the map: the classes of the zonal layers"
-    import ipyleaflet
-    nom = nomenclature(task)
-    items = {f"{i} {nom.names[i]}": nom.colours[i] for i in classes}
+    "The legend on the map (a compact HTML control): the classes of the zonal layers, per task"
+    import ipyleaflet, ipywidgets as W
+    self._zonal_classes = getattr(self, '_zonal_classes', {})
+    self._zonal_classes.setdefault(nomenclature(task).task, set()).update(int(c) for c in classes)
+    html = ''.join(legend_html(t, sorted(cs)) for t, cs in self._zonal_classes.items())
     if getattr(self, 'zonal_legend', None) is None:
-        self.zonal_legend = ipyleaflet.LegendControl(items, title=nom.task, position='bottomright')
+        self.zonal_legend = ipyleaflet.WidgetControl(widget=W.HTML(html, layout=W.Layout(max_height='300px', overflow='auto', padding='4px')),
+                                                     position='bottomright')
         self.map.add(self.zonal_legend)
-    else: self.zonal_legend.legend = {**self.zonal_legend.legend, **items}
+    else: self.zonal_legend.widget.value = html
 
 # %% ../../nbs/51_viz.maps.ipynb #5b9d594d
 def explore(source, # dataset folder, split CSV(s), {split: csv} or a config dict with `paths`
