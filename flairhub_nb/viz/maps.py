@@ -6,7 +6,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/viz.maps.html.md"""
 
 # %% ../../nbs/51_viz.maps.ipynb #6357674d
 from __future__ import annotations
-import base64, io, json, re
+import base64, io, json, re, warnings
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -345,6 +345,8 @@ def zonal_tile_layer(path: Path|str, # class-map raster (GeoTIFF, COG or VRT), o
     from localtileserver.tiler import register_colormap
     nom = nomenclature(task)
     key = register_colormap({i: (*map(int, nom.rgb(i)), 255) for i in range(nom.num_classes)})
+    from rio_tiler.errors import NoOverviewWarning
+    warnings.filterwarnings('ignore', category=NoOverviewWarning)  # process-wide: the server reads tiles in its own thread (small COGs have no overviews)
     client = TileClient(str(Path(path).resolve()))
     return get_leaflet_tile_layer(client, indexes=[1], colormap=key, nodata=ZONAL_NODATA, opacity=opacity,
                                   name=name or f"zonal {Path(path).name}", max_zoom=22, show_loading=False)
@@ -371,8 +373,7 @@ def add_zonal(self: PatchExplorer,
                                           opacity=opacity, name=f"zonal {Path(path).name}")
     self.map.add(layer); self.zonal_layers.append(layer)
     present = [int(c) for c in np.unique(cls) if c != ZONAL_NODATA]
-    self.legend.value = legend_html(task, present)
-    self._zonal_legend(task, present)
+    self._zonal_legend(task, present)  # on the map: the legend under it stays the patch layer's
     if zoom_to: self.fit(tb)
     return layer
 
