@@ -7,7 +7,6 @@ jupyter_server's contents manager (what the JupyterLab contents API calls), with
 it ran (kernelspec, language_info, execution counts, per-cell execution metadata), and `git diff` must stay empty.
 """
 import copy
-import os
 import shutil
 import subprocess
 from pathlib import Path
