@@ -8,7 +8,8 @@ import rasterio
 import torch
 import geopandas as gpd
 
-from flairhub_nb.zonal.plan import plan_zone, write_test_raster
+from flairhub_nb.zonal.plan import plan_zone
+from flairhub_nb.toy.zone import write_test_raster
 from flairhub_nb.zonal.read import ModalitySpec, ZoneReader
 from flairhub_nb.zonal.write import write_zone
 from flairhub_nb.zonal.units import UnitStore, UnitJob, OutputLockedError, run_cells
