@@ -60,11 +60,11 @@ def _train_with_model(src, overrides, check_files, name):
 
 def _zonal_with_model(src, overrides, check_files, name):
     "The zonal config at `src` with the released model `name`'s weights, architecture, channels, statistics and classes"
-    from flairhub_nb.config import read_yaml_config, resolve_path
+    from flairhub_nb.config import read_yaml_config, resolve_path, zonal_enabled
     from flairhub_nb.models.hub import pretrained_zonal_config
     raw, base = read_yaml_config(src)
     mods = raw.get('modalities') or {}
-    on = [m for m, v in (mods.get('inputs') or {}).items() if v]
+    on = zonal_enabled(raw)
     keep = ('dates_txt', 'filter_clouds', 'filter_clouds_img_path', 'temporal_average')
     opts = {m: {k: resolve_path(v, base) if k.endswith(('_txt', '_path')) else v for k, v in (mods.get(m) or {}).items() if k in keep} for m in on}
     rest = {k: v for k, v in raw.items() if k not in ('modalities', 'tasks', 'model_weights', 'monotemp_arch', 'output_path', 'output_name')}

@@ -22,7 +22,7 @@ __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM
            'model_in_channels', 'surplus_norm_stats', 'validate_config', 'load_config', 'dump_config',
            'load_zonal_config', 'config_table', 'format_config', 'ConfigView', 'resolve_config', 'TaskSpec',
            'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings', 'zonal_tasks',
-           'zonal_training_config', 'zonal_model_spec']
+           'zonal_training_config', 'zonal_model_spec', 'zonal_enabled']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -889,3 +889,10 @@ def zonal_training_config(zcfg: dict, # resolved zonal config
 def zonal_model_spec(zcfg: dict) -> ModelSpec:
     "The `ModelSpec` of the model a resolved zonal config names"
     return model_spec(zonal_training_config(zcfg), resolved=True)
+
+# %% ../nbs/00_config.ipynb #e092b54f
+def zonal_enabled(zcfg: dict, # a zonal config, raw or resolved
+                 ) -> list[str]:
+    "The modalities a zonal config enables (`modalities.inputs`), in `MODALITIES` order"
+    inputs = (zcfg.get('modalities') or {}).get('inputs') or {}
+    return [m for m in MODALITIES if inputs.get(m)]
