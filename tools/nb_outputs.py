@@ -26,7 +26,8 @@ def _run(fn: Path):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     os.environ['IN_TEST'] = '1'
     nb = NBProcessor(fn, rm_directives=False, process=True).nb
-    k = CaptureShell(fn)
+    k = CaptureShell(fn, mpl_format='png')  # not 'retina': stored pictures stay small
+    k._run("import matplotlib; matplotlib.rcParams['figure.dpi'] = 60")
     with working_directory(fn.parent):
         k.run_all(nb, exc_stop=True, preproc=_skip_cell(nb, SKIP_FLAGS))
     return nb.cells
