@@ -277,6 +277,6 @@ def test_offline_sidebar_follows_sidebar_yml(site):
     tmp, proj, docs, r = site
     raw = (docs/'index.html').read_text()
     groups = re.findall(r"<li class='fh-group'>([^<]+)</li>", raw)
-    assert groups[:3] == ['Core', 'Visualisation', 'Hub'], groups
+    assert groups[:4] == ['Home', 'Core', 'Visualisation', 'Hub'], groups
     nav = raw[raw.index("id='fh-sidebar'"):raw.index('</nav>')]
     assert nav.index('nomenclature.html') < nav.index('viz.plots.html') < nav.index('hub.html'), nav
