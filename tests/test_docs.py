@@ -86,7 +86,7 @@ def site(tmp_path_factory):
     shutil.copy2(ROOT/'pyproject.toml', proj)
     shutil.copytree(ROOT/'flairhub_nb', proj/'flairhub_nb', ignore=shutil.ignore_patterns('__pycache__'))
     for f in ('01_nomenclature.ipynb', '50_viz.plots.ipynb', '51_viz.maps.ipynb', '60_hub.ipynb', '_quarto.yml',
-              'nbdev.yml', 'styles.css'):
+              'nbdev.yml', 'sidebar.yml', 'styles.css'):
         if (ROOT/'nbs'/f).exists(): shutil.copy2(ROOT/'nbs'/f, proj/'nbs'/f)
     idx = ROOT/'nbs'/'index.ipynb'
     if idx.exists(): shutil.copy2(idx, proj/'nbs'/'index.ipynb')
@@ -253,3 +253,30 @@ def test_widget_page_renders_offline(site):
             browser.close()
     assert n_maps >= 1, n_maps
     assert not remote, remote[:10]
+
+
+def _source_notebooks() -> set[str]:
+    nbs = ROOT/'nbs'
+    return {p.relative_to(nbs).as_posix() for p in nbs.rglob('*.ipynb') if not any(x.startswith(('_', '.')) for x in p.relative_to(nbs).parts)}
+
+
+def test_sidebar_lists_every_notebook_with_tutorials_first():
+    "nbs/sidebar.yml (custom_sidebar = true): every notebook once; the tutorials in their own section, before the API pages"
+    sys.path.insert(0, str(ROOT/'tools'))
+    from build_docs import sidebar_order
+    order = sidebar_order(ROOT/'nbs')
+    assert set(order) == _source_notebooks(), set(order) ^ _source_notebooks()
+    tutorials = [k for k, (_, sec) in sorted(order.items(), key=lambda kv: kv[1][0]) if sec == 'Tutorials']
+    assert tutorials[:2] == ['train.ipynb', 'explore.ipynb'] and 'tutorials/zonal.ipynb' in tutorials, tutorials
+    assert all(order[t][0] < order['00_config.ipynb'][0] for t in tutorials)
+    assert 'custom_sidebar = true' in (ROOT/'pyproject.toml').read_text()  # nbdev-docs keeps our sidebar.yml
+
+
+def test_offline_sidebar_follows_sidebar_yml(site):
+    "The offline site's sidebar has the sections of nbs/sidebar.yml (pages it does not list fall back to their number)"
+    tmp, proj, docs, r = site
+    raw = (docs/'index.html').read_text()
+    groups = re.findall(r"<li class='fh-group'>([^<]+)</li>", raw)
+    assert groups[:4] == ['Home', 'Core', 'Visualisation', 'Hub'], groups
+    nav = raw[raw.index("id='fh-sidebar'"):raw.index('</nav>')]
+    assert nav.index('nomenclature.html') < nav.index('viz.plots.html') < nav.index('hub.html'), nav

@@ -382,6 +382,21 @@ def group_of(name: str) -> str:
             '6': 'Hub'}.get(m.group(1)[0], 'Modules')
 
 
+def sidebar_order(nbs: Path) -> dict[str, tuple[int, str]]:
+    "{notebook path relative to nbs/: (position, section)} from the quarto sidebar `nbs/sidebar.yml` (empty without one)"
+    import yaml
+    f = nbs/'sidebar.yml'
+    if not f.is_file(): return {}
+    out: dict[str, tuple[int, str]] = {}
+    def walk(items, section):
+        for it in items or []:
+            if isinstance(it, str): out.setdefault(it, (len(out), section))
+            elif isinstance(it, dict) and 'contents' in it: walk(it['contents'], it.get('section', section))
+            elif isinstance(it, dict) and 'href' in it: out.setdefault(it['href'], (len(out), it.get('text', section)))
+    walk(((yaml.safe_load(f.read_text()) or {}).get('website') or {}).get('sidebar', {}).get('contents'), 'Home')
+    return out
+
+
 def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int,
                 root: Path) -> dict:
     from nbconvert import HTMLExporter
@@ -395,6 +410,7 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
     with ThreadPoolExecutor(max(1, workers)) as ex:
         results = dict(zip(todo, ex.map(lambda p: execute(p, skip_flags, timeout), todo)))
     pages, report = [], {}
+    order = sidebar_order(nbs)  # sections and order of the quarto sidebar, when the project has one
     for p in srcs:
         perr = proc_failed.get(str(rel[p]))
         if perr is None and not (proc/rel[p]).exists(): perr = 'not processed (added during the build?)'
@@ -411,8 +427,9 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
         else: report[str(rel[p])] = dict(executed=False, error=None, seconds=0, processing_error=perr)
         fname = 'index.html' if rel[p].name == 'index.ipynb' else fm.get('output-file') or rel[p].with_suffix('.html').name
         pages.append(dict(src=p, nb=prepare(nb, site_url, ' '.join(notes) or None), file=str(Path(fname)),
-                          title=fm.get('title') or rel[p].stem, description=fm.get('description', ''), group=group_of(rel[p].name)))
-    pages.sort(key=lambda d: (d['file'] != 'index.html', str(rel[d['src']])))
+                          title=fm.get('title') or rel[p].stem, description=fm.get('description', ''),
+                          group=order[rel[p].as_posix()][1] if rel[p].as_posix() in order else group_of(rel[p].name)))
+    pages.sort(key=lambda d: (d['file'] != 'index.html', order.get(rel[d['src']].as_posix(), (len(order), ''))[0], str(rel[d['src']])))
     c = Config()
     c.TagRemovePreprocessor.enabled = True
     c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}

@@ -76,6 +76,7 @@ _TMP = re.compile(r'(/private)?/(tmp|var/folders)/[^\s\'",)\]]*')
 def normalise(text: str) -> str:
     "Text output with memory addresses, temporary paths and the checkout's path replaced by placeholders"
     text = text.replace(str(ROOT), '<repo>')
+    text = re.sub(r'(<[^<>]*?) at 0x[0-9a-fA-F]+(>)', r'\1\2', text)  # as nbdev-clean leaves reprs in the stored outputs
     return _TMP.sub('<tmp>', _ADDR.sub('0x…', text))
 
 

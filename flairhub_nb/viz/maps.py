@@ -41,7 +41,8 @@ def find_split_csvs(source: Path|str|Sequence|Mapping, # dataset folder, CSV, li
         out = {s: Path(v) for s, v in found.items() if v}
     elif isinstance(source, Mapping): out = {str(k): Path(v) for k, v in source.items()}
     elif isinstance(source, (str, Path)) and Path(source).is_dir():
-        d = Path(source); csvs = sorted((d/'csv').glob('*.csv')) or sorted(d.glob('*.csv'))
+        d = Path(source)
+        csvs = sorted((d/'csv').glob('*.csv')) or sorted(d.glob('*.csv'))
         out = {split_name(c): c for c in csvs}
     elif isinstance(source, (str, Path)): out = {split_name(source): Path(source)}
     else: out = {split_name(c): Path(c) for c in source}
@@ -80,8 +81,10 @@ def png_data_url(img: np.ndarray, # (H,W,3|4) uint8/float in [0,1], or (H,W) gre
     a = np.asarray(img)
     if a.dtype != np.uint8: a = (np.clip(np.nan_to_num(a.astype('float32')), 0, 1)*255).round().astype('uint8')
     if max(a.shape[:2]) < min_px:
-        k = -(-min_px // max(a.shape[:2])); a = np.repeat(np.repeat(a, k, 0), k, 1)
-    buf = io.BytesIO(); Image.fromarray(a).save(buf, format='PNG')
+        k = -(-min_px // max(a.shape[:2]))
+        a = np.repeat(np.repeat(a, k, 0), k, 1)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format='PNG')
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
 def _decode_png(url: str) -> np.ndarray:
@@ -127,7 +130,8 @@ _PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#
 SPLIT_COLOURS = {'train': '#1f77b4', 'valid': '#ff7f0e', 'test': '#2ca02c'}
 
 def _colours(values: Sequence[str], fixed: Mapping[str, str]|None=None) -> dict[str, str]:
-    vals = sorted(set(values)); fixed = fixed or {}
+    vals = sorted(set(values))
+    fixed = fixed or {}
     free = iter(c for c in _PALETTE if c not in fixed.values())
     return {v: fixed.get(v) or next(free, '#444444') for v in vals}
 
@@ -144,7 +148,11 @@ class PatchExplorer:
         self.predictions = dict(predictions or {})
         self.colours = _colours(self.footprints[color_by], SPLIT_COLOURS if color_by == 'split' else None)
         self._cache: dict[str, dict] = {}; self._dates: dict[str, Any] = {}
-        self.patch_id = None; self.layer = None; self.date_index = 0; self.overlay = None; self.zonal_layers = []
+        self.patch_id = None
+        self.layer = None
+        self.date_index = 0
+        self.overlay = None
+        self.zonal_layers = []
         self._build(basemap, height)
 
 # %% ../../nbs/51_viz.maps.ipynb #f34e7cbb
@@ -257,7 +265,8 @@ def dates(self: PatchExplorer, patch_id: str, key: str) -> np.ndarray|None:
         if g.exists():
             from flairhub_nb.data.sentinel import SentinelDates
             sd = SentinelDates.from_gpkg(g, [patch_id], check_missing=False)
-            out = sd.dates.get(patch_id); break
+            out = sd.dates.get(patch_id)
+            break
     self._dates[patch_id, key] = out
     return out
 
@@ -290,7 +299,8 @@ def _layer_image(self: PatchExplorer, layer: str) -> tuple[np.ndarray, str|None,
     "(image, task of its legend, class map) for a layer of the selected patch; task and map are None for modalities"
     s = self.sample(self.patch_id)
     if layer.startswith('PRED '):
-        task = layer[5:]; p = self.predictions[self.patch_id][task]
+        task = layer[5:]
+        p = self.predictions[self.patch_id][task]
         cls = read_decimated(p, max_px=4096)[0][0] if isinstance(p, (str, Path)) else np.asarray(p)
         return label_to_rgb(cls, task), task, cls
     if layer in TASK_KEYS: return label_to_rgb(s[layer], layer), layer, s[layer]
@@ -310,16 +320,19 @@ def show(self: PatchExplorer, layer: str):
     g = self.footprints.loc[self.footprints['patch_id'] == self.patch_id].geometry.iloc[0]
     ov = ipyleaflet.ImageOverlay(url=png_data_url(img), bounds=self._bounds(g.bounds), opacity=self.opacity.value, name=layer)
     if self.overlay is not None and self.overlay in self.map.layers: self.map.remove(self.overlay)
-    self.map.add(ov); self.overlay, self.layer = ov, layer
+    self.map.add(ov)
+    self.overlay, self.layer = ov, layer
     self.legend.value = legend_html(task, np.unique(cls).astype(int)) if task else self._footprint_legend()
     self.info.value = self._info(layer)
     return self
 
+# %% ../../nbs/51_viz.maps.ipynb #a1b2c3d5
 @patch
 def _info(self: PatchExplorer, layer: str) -> str:
     txt = f"<b>{self.patch_id}</b> · {layer}"
     if layer.endswith('_TS'):
-        n = len(self.sample(self.patch_id)[layer]); d = self.dates(self.patch_id, layer)
+        n = len(self.sample(self.patch_id)[layer])
+        d = self.dates(self.patch_id, layer)
         when = f" ({d[self.date_index]})" if d is not None and len(d) == n else ''
         txt += f" · date {self.date_index + 1}/{n}{when}"
     return txt
@@ -371,7 +384,8 @@ def add_zonal(self: PatchExplorer,
     if count == 1: layer = zonal_tile_layer(path, task, opacity=opacity)
     else: layer = ipyleaflet.ImageOverlay(url=png_data_url(label_to_rgb(cls, task), min_px=0), bounds=self._bounds(tb),
                                           opacity=opacity, name=f"zonal {Path(path).name}")
-    self.map.add(layer); self.zonal_layers.append(layer)
+    self.map.add(layer)
+    self.zonal_layers.append(layer)
     present = [int(c) for c in np.unique(cls) if c != ZONAL_NODATA]
     self._zonal_legend(task, present)  # on the map: the legend under it stays the patch layer's
     if zoom_to: self.fit(tb)
