@@ -207,7 +207,7 @@ def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None,
          name: str|None=None, # the original file, named in errors
         ) -> tuple[np.ndarray, PatchGeo]:
     "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
-    mm, offs, crs, bounds, _ = self._col(col)
+    mm, offs, crs, bounds, tr = self._col(col)
     a, b = int(offs[i]), int(offs[i + 1])
     idx = _check_channels(name or f"{self.dir}/{self.split}/{col}[{i}]", channels, b - a)
     arr = np.array(mm[a:b]) if idx is None else mm[[a + c - 1 for c in idx]]
@@ -215,7 +215,7 @@ def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None,
     if k not in self._crs:
         w = self.meta['columns'][col]['crs'][k[1]]
         self._crs[k] = CRS.from_wkt(w) if w else None
-    return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]))
+    return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]), (float(tr[i][0]), float(-tr[i][4])))
 
 @patch
 def reader(self: PackedSplit, col: str, i: int) -> Callable:
