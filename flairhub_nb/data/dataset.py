@@ -215,7 +215,7 @@ def _index_csv(self: FlairHubDataset, split: str|Path, base: Path, packed: str|P
             raise KeyError(f"paths.{key} is not set in the config (split {split!r}){hint}")
         csv, self.split = _find(rel, [base, Path.cwd()]), str(split)
     else: csv, self.split = _find(split, [base, Path.cwd()]), Path(split).stem
-    self.source, self.packed = csv, (PackedSplit(packed, self.split, csv) if packed is not None else None)
+    self.source, self.packed = csv, (PackedSplit(packed, self.split, csv, self.st) if packed is not None else None)
     if self.packed is not None: self.index = self.packed.index(self.st.columns)
     else: self.index = read_split_csv(csv, self.st.columns, _find(root, [base, Path.cwd()]) if root else None)
     return [base, csv.parent, Path.cwd()]
