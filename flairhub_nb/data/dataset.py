@@ -76,6 +76,7 @@ def read_series(path: str, # the `*_TS` GeoTIFF
                 reader: Callable=read_patch_geo, # reads the series file (see `read_mono`)
                 mask_reader: Callable=read_patch_geo, # reads the mask file
                 fill: float|None=None, # value for NaN/inf pixels (default: they are an error)
+                raw: bool=False, # keep the file's dtype (unless averaged): the device casts it (`BatchTransform`)
                ) -> tuple[np.ndarray, np.ndarray, list]:
     "Read one series as float32 (T,C,H,W) frames and float32 (T,) day offsets (plus the PatchGeos read)"
     arr, geo = reader(path, None)
@@ -90,7 +91,7 @@ def read_series(path: str, # the `*_TS` GeoTIFF
         geos.append((mask_path, mgeo))
     mode = st.averaging.get(modality)
     if mode: ts, offs = temporal_average(ts, dates, mode, st.ref_date)
-    else: ts, offs = ts.astype(np.float32, copy=False), day_offsets(dates, st.ref_date).astype(np.float32)
+    else: ts, offs = (ts if raw else ts.astype(np.float32, copy=False)), day_offsets(dates, st.ref_date).astype(np.float32)
     return np.ascontiguousarray(ts), offs, geos
 
 # %% ../../nbs/12_data.dataset.ipynb #8fac2d39
@@ -98,6 +99,7 @@ def read_label(path: str, # label GeoTIFF
                band: int, # 1-based band (LPIS nomenclature level)
                n_classes: int, # number of classes of the task
                reader: Callable=read_patch_geo, # reads the file (see `read_mono`)
+               raw: bool=False, # keep the file's dtype (uint8) instead of int64
               ) -> tuple[np.ndarray, PatchGeo]:
     "Read a label band as an int64 (H,W) class map, checking its values"
     arr, geo = reader(path, [band])
@@ -107,7 +109,7 @@ def read_label(path: str, # label GeoTIFF
         bad = np.unique(lab[(lab >= n_classes) | (lab < 0)])
         raise LabelValueError(f"{path}: band {band} has values {bad[:10].tolist()} outside the {n_classes} classes "
                               f"0..{n_classes - 1}")
-    return lab.astype(np.int64), geo
+    return (lab if raw else lab.astype(np.int64)), geo
 
 # %% ../../nbs/12_data.dataset.ipynb #ec33b883
 def apply_d4(t: torch.Tensor, hflip: bool, vflip: bool, k: int) -> torch.Tensor:
@@ -177,11 +179,12 @@ class FlairHubDataset(Dataset):
                  domains: Sequence[str]|None=None, # keep the patches of these domains only ('D006' or 'D006-2020')
                  check_files: bool=True, # check at construction that every listed file exists (`file_summary`)
                  nonfinite_fill: float|None=None, # value for NaN/inf pixels; None: they are an error naming the file
+                 raw: bool=False, # raw samples (file dtypes, DEM [DSM, DTM], no normalisation or augmentation) for `BatchTransform`
                 ):
         self.cfg, self.st = _settings(cfg)
         self.empty_fallback = empty_fallback or self.st.empty_fallback
         if self.empty_fallback not in EMPTY_FALLBACKS: raise ValueError(f"empty_fallback {self.empty_fallback!r} not in {EMPTY_FALLBACKS}")
-        self.check_geometry, self.nonfinite_fill = check_geometry, nonfinite_fill
+        self.check_geometry, self.nonfinite_fill, self.raw = check_geometry, nonfinite_fill, raw
         base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
         root = data_root if data_root is not None else (_cfg_path(self.cfg, 'data_root') or None)
         packed = (_cfg_path(self.cfg, 'packed_dir') or None) if packed is None else (packed or None)
@@ -192,7 +195,8 @@ class FlairHubDataset(Dataset):
         if self.packed is not None: self.packed.release()
         self.index = {k: _pack(v) for k, v in self.index.items()}
         if augment is None: augment = self.st.use_augmentation and self.split == 'train'
-        self.augment = D4Augment() if augment is True else (augment or None)
+        aug = D4Augment() if augment is True else (augment or None)
+        self.augment, self.batch_augment = (None, aug) if raw else (aug, None)  # raw: the device augments the batch
 
     def __len__(self) -> int: return len(self.index['patch_id'])
 
@@ -258,6 +262,11 @@ def _read_dates(self: FlairHubDataset, mtd_folder: str|Path|None, cands: list) -
 # %% ../../nbs/12_data.dataset.ipynb #6ef76ff3
 _GDAL_ENV = FAST_READ_ENV
 
+def _read_raw(path: str, channels: list|None, reader: Callable, fill: float|None) -> tuple[np.ndarray, PatchGeo]:
+    "A mono-temporal modality as read (raw mode), NaN/inf checked"
+    arr, geo = reader(path, channels)
+    return check_finite(arr, path, channels, fill), geo
+
 @patch
 def _read_sample(self: FlairHubDataset, i: int) -> tuple[dict, dict]:
     "Sample dict of patch `i` before augmentation, and the `PatchGeo` of each file read"
@@ -268,17 +277,18 @@ def _read_sample(self: FlairHubDataset, i: int) -> tuple[dict, dict]:
         for t in st.tasks: sample[f'ID_{t}'] = row[t]
         for m in st.modalities:
             if m in MONO_MODALITIES:
-                arr, geos[row[m]] = read_mono(row[m], m, st, rd(m), self.nonfinite_fill)
-                sample[m] = torch.from_numpy(arr)
+                if self.raw: arr, g = _read_raw(row[m], st.channels.get(m), rd(m), self.nonfinite_fill)
+                else: arr, g = read_mono(row[m], m, st, rd(m), self.nonfinite_fill)
+                sample[m], geos[row[m]] = torch.from_numpy(arr), g
             else:
                 mask = row[S2_MASK] if (m == 'SENTINEL2_TS' and st.filter_s2) else None
                 dates = self.dates[m][self.date_ids[m][i].decode()]
                 ts, offs, gs = read_series(row[m], m, dates, st, mask, self.dates[m].source, self.empty_fallback,
-                                         rd(m), rd(S2_MASK), self.nonfinite_fill)
+                                         rd(m), rd(S2_MASK), self.nonfinite_fill, self.raw)
                 sample[m], sample[DATES_KEY[m]] = torch.from_numpy(ts), torch.from_numpy(offs)
                 geos.update(gs)
         for t, (band, k) in st.tasks.items():
-            lab, geos[row[t]] = read_label(row[t], band, k, rd(t))
+            lab, geos[row[t]] = read_label(row[t], band, k, rd(t), self.raw)
             sample[t] = torch.from_numpy(lab)
     return sample, geos
 
@@ -288,6 +298,41 @@ def __getitem__(self: FlairHubDataset, i: int) -> dict:
     with torch.no_grad(): sample, geos = self._read_sample(i)
     if self.check_geometry and len(geos) > 1: check_geometry(geos)
     return self.augment(sample) if self.augment is not None else sample
+
+# %% ../../nbs/12_data.dataset.ipynb #4b44811b
+def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask"
+    T = max(len(o) for _, o in samples)
+    ts0 = samples[0][0]
+    frames = torch.zeros((B, T) + ts0.shape[1:], dtype=torch.from_numpy(ts0[:0]).dtype)
+    offs = torch.zeros((B, T), dtype=torch.float32)
+    for j, (ts, o) in enumerate(samples):
+        frames[j, :len(o)], offs[j, :len(o)] = torch.from_numpy(ts), torch.from_numpy(o)
+    return frames, offs, torch.arange(T)[None, :] >= torch.tensor([len(o) for _, o in samples])[:, None]
+
+@patch
+def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
+    "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
+    if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
+    st, ps, rows = self.st, self.packed, self.rows[list(idx)]
+    batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
+    batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
+    for m in st.modalities:
+        if m in MONO_MODALITIES: batch[m] = ps.gather(m, rows, st.channels.get(m))
+        else:
+            mask = (m == 'SENTINEL2_TS' and st.filter_s2)
+            ser = [read_series(self.paths(i)[m], m, self.dates[m][self.date_ids[m][i].decode()], st, self.paths(i)[S2_MASK] if mask else None,
+                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2]
+                   for i, r in zip(idx, rows)]
+            batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = _series_batch(ser, len(idx))
+    for t, (band, _) in st.tasks.items(): batch[t] = ps.gather(t, rows, [band])[:, 0]
+    return batch
+
+@patch
+def __getitems__(self: FlairHubDataset, idx: list) -> list|dict:
+    "Patches `idx` for a `DataLoader`: a collated batch from a raw pack, else their sample dicts"
+    if self.raw and self.packed is not None: return self.read_batch(idx)
+    return [self[i] for i in idx]
 
 # %% ../../nbs/12_data.dataset.ipynb #31427f71
 def _same_shape(key: str, vals: list, samples: Sequence[dict], skip: int=0) -> None:
@@ -301,7 +346,8 @@ def _same_shape(key: str, vals: list, samples: Sequence[dict], skip: int=0) -> N
 
 def pad_collate(samples: Sequence[dict], # sample dicts from `FlairHubDataset`
                ) -> dict:
-    "Batch samples, zero-padding time series and dates along T and adding `<MOD>_PAD_MASK`"
+    "Batch samples, zero-padding time series and dates along T and adding `<MOD>_PAD_MASK` (a collated batch passes)"
+    if isinstance(samples, dict): return samples  # `FlairHubDataset.read_batch` collated it already
     batch, B = {}, len(samples)
     for key in samples[0]:
         vals = [s[key] for s in samples]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
+import torch
 from fastcore.basics import patch
 from rasterio.crs import CRS
 
@@ -30,7 +31,7 @@ from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
 __all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
-           'PackedSplit', 'run']
+           'PackedSplit', 'empty_batch', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
 PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
@@ -348,6 +349,39 @@ def release(self: PackedSplit) -> None:
 def transform(self: PackedSplit, col: str, i: int) -> rasterio.Affine:
     "Affine transform of patch `i`'s `col` file (to georeference predictions)"
     return rasterio.Affine(*self._col(col)[4][i])
+
+# %% ../../nbs/14_data.pack.ipynb #8e16a280
+def empty_batch(shape: tuple, # tensor shape
+                dtype: np.dtype, # numpy dtype
+                shared: bool|None=None, # in shared memory; default: inside a DataLoader worker
+               ) -> torch.Tensor:
+    "An uninitialised tensor, in shared memory when it will cross from a worker to the main process"
+    tdt = torch.from_numpy(np.empty(0, dtype)).dtype
+    if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.empty(shape, dtype=tdt)
+    n = int(np.prod(shape))
+    st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
+    return torch.empty(0, dtype=tdt).set_(st, 0, (n,), (1,)).view(shape)
+
+@patch
+def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
+           channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
+           shared: bool|None=None, # see `empty_batch`
+          ) -> torch.Tensor:
+    "The bands of patches `rows` in `col` as one (B,C,H,W) tensor in the file's dtype, copied once from the memmap"
+    mm, offs = self._col(col)[:2]
+    rows = [int(r) for r in rows]
+    n = {int(offs[r + 1] - offs[r]) for r in rows}
+    if len(n) > 1: raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4]} hold different band counts {sorted(n)}")
+    pos = self._positions(col, channels, n.pop() if n else 0, f"{self.dir}/{self.split}/{col}")
+    C = (int(offs[rows[0] + 1] - offs[rows[0]]) if rows else 0) if pos is None else len(pos)
+    out = empty_batch((len(rows), C) + mm.shape[1:], mm.dtype, shared)
+    o = out.numpy()
+    for j, r in enumerate(rows):
+        a = int(offs[r])
+        if pos is None: o[j] = mm[a:a + C]
+        else:
+            for q, p in enumerate(pos): o[j, q] = mm[a + p]
+    return out
 
 # %% ../../nbs/14_data.pack.ipynb #82dfbd47
 def run(cfg: dict, # resolved training config with `paths.packed_dir`
