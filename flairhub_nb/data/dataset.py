@@ -302,13 +302,13 @@ def __getitem__(self: FlairHubDataset, i: int) -> dict:
 # %% ../../nbs/12_data.dataset.ipynb #4b44811b
 def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask"
-    T = max(len(o) for _, o in samples)
-    ts0 = samples[0][0]
-    frames = torch.zeros((B, T) + ts0.shape[1:], dtype=torch.from_numpy(ts0[:0]).dtype)
-    offs = torch.zeros((B, T), dtype=torch.float32)
+    lens = np.array([len(o) for _, o in samples])
+    T = int(lens.max())
+    frames = np.zeros((B, T) + samples[0][0].shape[1:], samples[0][0].dtype)
+    offs = np.zeros((B, T), np.float32)
     for j, (ts, o) in enumerate(samples):
-        frames[j, :len(o)], offs[j, :len(o)] = torch.from_numpy(ts), torch.from_numpy(o)
-    return frames, offs, torch.arange(T)[None, :] >= torch.tensor([len(o) for _, o in samples])[:, None]
+        frames[j, :len(o)], offs[j, :len(o)] = ts, o
+    return torch.from_numpy(frames), torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
 
 @patch
 def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:

@@ -357,7 +357,7 @@ def empty_batch(shape: tuple, # tensor shape
                ) -> torch.Tensor:
     "An uninitialised tensor, in shared memory when it will cross from a worker to the main process"
     tdt = torch.from_numpy(np.empty(0, dtype)).dtype
-    if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.empty(shape, dtype=tdt)
+    if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.from_numpy(np.empty(shape, dtype))  # numpy's allocator: fewer page faults than torch's
     n = int(np.prod(shape))
     st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
     return torch.empty(0, dtype=tdt).set_(st, 0, (n,), (1,)).view(shape)
