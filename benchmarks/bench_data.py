@@ -309,7 +309,7 @@ def zarr_compare(ds, pdir, n, a):
         t_w = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in __import__('pathlib').Path(zdir).rglob('*') if f.is_file())
         arrs = {c: zarr.open_array(f'{zdir}/{c}', mode='r') for c in cols}
-        def read_zarr():
+        def read_zarr(arrs=arrs):
             for s in range(0, n, a.batch):
                 for c in cols: arrs[c][s:s + a.batch]
         read_zarr()

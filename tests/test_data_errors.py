@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
 from flairhub_nb.data.dataset import FlairHubDataset, pad_collate

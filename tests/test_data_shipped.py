@@ -16,7 +16,7 @@ def shipped(tmp_path_factory):
     ds = make_toy_dataset(tmp/'data', 4, 2, 2, patch_px=32, modalities=['AERIAL_RGBI'], progress=False, workers=0)
     dl = tmp/'downloads'
     dl.mkdir()
-    for s, name in TOY_CSV_NAMES.items():
+    for name in TOY_CSV_NAMES.values():
         text = (ds.root/'csv'/name).read_text()
         assert '../' in text
         (dl/name.replace('TOY-DATASET', 'SHIPPED')).write_text(text.replace(',', ';'))
@@ -32,7 +32,7 @@ def shipped(tmp_path_factory):
 
 
 def test_shipped_csv_trains_with_data_root(shipped):
-    ds, cfg, tmp = shipped
+    _, cfg, tmp = shipped
     assert flairhub_main(['--config', str(cfg)]) == 0
     run = tmp/'runs'/'toy'
     assert list((run/'checkpoints').glob('*.ckpt'))
@@ -40,7 +40,7 @@ def test_shipped_csv_trains_with_data_root(shipped):
 
 
 def test_shipped_csv_needs_data_root(shipped, capsys):
-    ds, cfg, tmp = shipped
+    _, cfg, tmp = shipped
     rc = flairhub_main(['--config', str(cfg), '-o', 'paths.data_root=', 'paths.out_folder=' + str(tmp/'runs_no_root')])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1, err

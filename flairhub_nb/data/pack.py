@@ -7,6 +7,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/data.pack.html.md"""
 # %% ../../nbs/14_data.pack.ipynb #42b8989c
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from rasterio.crs import CRS
 
 from ..config import MONO_MODALITIES, S2_MASK, DataSettings, data_settings, load_config
 from .index import check_index_files, csv_separator, read_split_csv
-from .io import (FAST_READ_ENV, FlairHubDataError, GeometryMismatchError, LabelValueError, MissingFileError,
+from .io import (FAST_READ_ENV, FlairHubDataError, GeometryMismatchError, MissingFileError,
                                  PatchGeo, _check_channels, check_finite, patch_id_from_path)
 from .sentinel import DATES_GPKG, SentinelDates
 
@@ -125,7 +126,7 @@ def _pack_column(paths: list, col: str, out: Path, pool, progress: bool, bands: 
     offs = np.zeros(len(paths) + 1, np.int64)
     offs[1:] = np.cumsum([len(bands) if bands else h[0] for h in heads])
     mm = np.lib.format.open_memmap(out/f'{col}.npy', mode='w+', dtype=dt, shape=(int(offs[-1]), H, W))
-    it = pool.map(lambda i: _fill(mm, offs, paths, bands, i), range(len(paths)))
+    it = pool.map(functools.partial(_fill, mm, offs, paths, bands), range(len(paths)))
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, total=len(paths), desc=f"pack {out.name}/{col}", leave=False)

@@ -189,7 +189,7 @@ class ToyDataset:
     seed: int
     modalities: tuple
     stats: dict = field(default_factory=dict)  # modality -> {'means': [...], 'stds': [...]} per band (train split)
-    seconds: float = 0.0  # generation time
+    seconds: float = field(default=0.0, repr=False)  # generation time
 
     @property
     def csv(self) -> dict: return {s: self.root/'csv'/TOY_CSV_NAMES[s] for s in TOY_SPLITS}
@@ -203,8 +203,8 @@ class ToyDataset:
 
     def _repr_markdown_(self) -> str:
         n = ', '.join(f"{s} {len(v)}" for s, v in self.patch_ids.items())
-        return (f"**ToyDataset** `{self.root}`: {len(self)} patches ({n}) of {self.patch_px} px "
-                f"({PATCH_M / self.patch_px:g} m aerial), seed {self.seed}, generated in {self.seconds:.1f} s\n\n"
+        return (f"**ToyDataset** `{self.root.name}`: {len(self)} patches ({n}) of {self.patch_px} px "
+                f"({PATCH_M / self.patch_px:g} m aerial), seed {self.seed}\n\n"
                 f"modalities: {', '.join(self.modalities)}; labels: {', '.join(TOY_LABELS)}")
 
     @classmethod
@@ -238,7 +238,7 @@ def _existing(root: Path, params: dict, overwrite: bool) -> ToyDataset|None:
 
 def _finish_stats(parts: list) -> dict:
     out = {}
-    for m in {k for p in parts for k in p}:
+    for m in sorted({k for p in parts for k in p}):  # sorted: the same file and repr every run
         s = np.sum([p[m][0] for p in parts if m in p], 0); ss = np.sum([p[m][1] for p in parts if m in p], 0)
         n = sum(p[m][2] for p in parts if m in p)
         mean = s / n
