@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from .config import ConfigError, ConfigWarning, load_config, load_zonal_config, format_config
 
 # %% auto #0
-__all__ = ['parse_overrides', 'run_command', 'flairhub_main', 'zonal_main', 'toy_main', 'download_main']
+__all__ = ['parse_overrides', 'run_command', 'flairhub_main', 'zonal_main', 'toy_main', 'pack_main', 'download_main']
 
 # %% ../nbs/09_cli.ipynb #dad510e8
 def parse_overrides(items: Sequence[str]|None, # `key=value` strings from `--override`
@@ -153,6 +153,12 @@ def zonal_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when N
 def toy_main(argv: Sequence[str]|None=None) -> int:
     "`flairhub_toy`: write the toy dataset (see `flairhub_nb.toy.zone.main`)"
     return _lazy('flairhub_nb.toy.zone', 'main')(argv)
+
+def pack_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when None
+             ) -> int:
+    "`flairhub_pack --config X`: pack the config's split CSVs into `paths.packed_dir` (rebuilt when it no longer matches)"
+    return run_command('flairhub_pack', argv, load_config, 'flairhub_nb.data.pack:run',
+                       "Pack a training config's split CSVs into memmaps of raw values (paths.packed_dir)")
 
 def download_main(argv: Sequence[str]|None=None) -> int:
     "`flairhub_download`: browse / download FLAIR-HUB from the Hugging Face hub (see `flairhub_nb.hub.main`)"

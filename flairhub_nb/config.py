@@ -244,7 +244,7 @@ def override_path(key: str, # dotted key path, or the last segment of one when u
     raise ConfigError([(key, "unknown override key; use a dotted key path (hyperparams.batch_size) or a short name")])
 
 # %% ../nbs/00_config.ipynb #7c53fbec
-TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'data_root', 'global_mtd_folder', 'ckpt_model_path')
+TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'data_root', 'global_mtd_folder', 'ckpt_model_path', 'packed_dir')
 
 def resolve_path(p: Any, # path as written in the config
                  base: Path|None, # the config file's folder
@@ -526,7 +526,7 @@ def load_config(src: str|Path|dict, # YAML file, folder of YAML files, or a conf
     cfg = deep_merge(default_config(), user)
     for k in TRAIN_PATH_KEYS:
         v = cfg['paths'].get(k)
-        r = resolve_path(v, base, must_exist=k != 'out_folder')
+        r = resolve_path(v, base, must_exist=k not in ('out_folder', 'packed_dir'))
         if k == 'global_mtd_folder' and isinstance(r, str) and r and isinstance(v, str) and v.endswith('/') and not r.endswith('/'): r += '/'
         cfg['paths'][k] = r
     P = validate_config(cfg, check_files) if validate else []
