@@ -159,6 +159,7 @@ def is_done(self: UnitStore, c: Cell) -> bool:
 def forget(self: UnitStore) -> None:
     "Drop every done marker (`resume: false`): each cell is recomputed, the previous mosaic stays until the new one replaces it"
     for m in self.folder.glob('*.done'): m.unlink()
+    (self.folder / 'finalized.json').unlink(missing_ok=True)
 
 # %% ../../nbs/45_zonal.units.ipynb #f4adcb17
 def _finish_cell(store: UnitStore, c: Cell, dsts: dict, tmps: dict, writes: list, n: int) -> int:
@@ -416,5 +417,20 @@ def finalize(self: UnitJob,
         if mosaic == 'cog':
             res[t] = merge_cells(self.plan, {(c.row, c.col): st.cog(t, c) for c in have}, cells,
                                  output_file(out, name, t, st.output_type), k, t, st.output_type, cog)
-    st.write_index(self.plan, have, out / f"{name}_cells.gpkg")
+    idx = st.write_index(self.plan, have, out / f"{name}_cells.gpkg")
+    _atomic_write(st.folder / 'finalized.json', json.dumps({'signature': st.sig, 'mosaic': mosaic, 'cells': len(cells),
+                  'outputs': {t: str(p) for t, p in res.items()}, 'index': str(idx)}))
     return res
+
+# %% ../../nbs/45_zonal.units.ipynb #56987a87
+@patch
+def finalized(self: UnitJob,
+              mosaic: str='cog', # the mosaic asked for now
+             ) -> dict|None:
+    "The outputs of a finished zone ({task: path}, 'index', 'cells') when every cell is done and its mosaic made with this signature; else None"
+    f = self.store.folder / 'finalized.json'
+    try: d = json.loads(f.read_text()) if f.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError): d = None
+    if not d or d.get('signature') != self.store.sig or d.get('mosaic') != mosaic or self.todo(): return None
+    paths = [Path(p) for p in d['outputs'].values()] + [Path(d['index'])]
+    return {**d['outputs'], 'index': d['index'], 'cells': d['cells']} if all(p.is_file() for p in paths) else None
