@@ -7,6 +7,14 @@ Per zone: the `TilingPlan`, its cells (`cells`, `cell_window` of each, `cell_til
 (a stat per cell marker), the VRT XML over every cell's COG (`write_vrt`) and the GeoPackage cell index
 (`UnitStore.write_index`). What must hold: time per km² flat from 100 to 10,000 km² (linear in area; today's
 `merge_parts` was quadratic).
+
+Measured on the project's 2-core VM (load average ~8; wall seconds; 2048 px tiles, 512 margin, 8192 px cells):
+      km²   cells     tiles       run   plan s  todo s   vrt s  index s  total s  ms/km²
+      100      49      2401      3721     0.12    0.04    0.03     0.13     0.32    3.23
+     1000     400     24025     37249     0.82    0.06    0.17     0.66     1.71    1.71
+    10000    3844    239121    373321     8.18    0.49    0.90     3.23    12.80    1.28
+  -> 100x the area in 40x the time (fixed costs at 100 km²): linear. `run` counts the tiles the cells run with their
+     aprons: +56 % over the zone's tiles at these settings (a halo of one tile around 8-tile cells).
 """
 import argparse, math, subprocess, tempfile, time
 from pathlib import Path
