@@ -221,3 +221,25 @@ def test_multimodal_zone(tmp_path):
     assert r.returncode == 0, r.stderr
     with rasterio.open(tmp_path / 'out' / f'mm_{TASK}_argmax.tif') as ds:
         assert (ds.width, ds.height) == (300, 300) and ds.read(1).max() < 19
+
+
+def test_outputs_printed_and_finished_zone_not_recomputed(zone):
+    """`flairhub_zonal` prints its COG / VRT / index on success; a rerun on the finished zone says so and writes nothing."""
+    d, _, cfg, _ = zone
+    c = {**cfg, 'output_path': str(d / 'again'), 'output_name': 'again', 'cell_px': 192}
+    first = _cli(c, d, 'again')
+    assert first.returncode == 0, first.stderr
+    cog, vrt, idx = (d / 'again' / f'again_{TASK}_argmax.tif', d / 'again' / f'again_{TASK}_argmax.vrt',
+                     d / 'again' / 'again_cells.gpkg')
+    assert first.stdout.splitlines()[-3:] == [f'{TASK} COG: {cog}', f'{TASK} VRT: {vrt}', f'cell index: {idx}']
+    stamps = {f: f.stat().st_mtime_ns for f in (cog, vrt, idx)}
+    cells = len(list((d / 'again' / '.again.units').glob('*.done')))
+    assert cells > 1
+    second = _cli(c, d, 'again')
+    assert second.returncode == 0, second.stderr
+    assert f'already complete: {cells} cells, nothing to do' in second.stdout
+    assert second.stdout.splitlines()[-3:] == first.stdout.splitlines()[-3:]
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+    third = _cli({**c, 'resume': False}, d, 'again')  # resume: false recomputes
+    assert third.returncode == 0 and 'already complete' not in third.stdout
+    assert cog.stat().st_mtime_ns != stamps[cog]

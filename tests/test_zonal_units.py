@@ -170,3 +170,22 @@ def test_sbatch_script():
     assert lines[0] == '#!/bin/bash' and '#SBATCH --array=0-7' in lines and '#SBATCH --gres=gpu:1' in lines
     assert '#SBATCH --partition=gpu_p2' in lines and '#SBATCH --account=abc@v100' in lines
     assert lines[-1] == "flairhub_zonal --config '/data/zone a.yaml'"
+
+
+def test_ray_local_cluster_matches_single_process(zone, tmp_path):
+    """A local Ray cluster (2 CPUs, no GPU) runs the shares as Ray tasks; the mosaic is the single-process one."""
+    import sys
+    import ray
+    from ray import cloudpickle
+    from flairhub_nb.zonal.engines import run_ray
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this test file
+    d, plan, _ = zone
+    job = _job(zone, 'ray', 36)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try: n = run_ray(job, job.todo(), 2, gpus=0)
+    finally: ray.shutdown()
+    assert n == sum(len(plan.cell_tiles_to_run(c)) for c in job.cells) and job.todo() == []
+    out = _read(job.finalize(d / 'ray', 'z')[TASK])
+    ref = _job(zone, 'ray_ref', 36)
+    run_cells(ref, ref.todo())
+    assert np.array_equal(out, _read(ref.finalize(d / 'ray_ref', 'z')[TASK]))

@@ -17,7 +17,8 @@ from .units import UnitStore, UnitJob
 from .engines import shares, slurm_share, run_local, run_submitit, run_ray
 
 # %% auto #0
-__all__ = ['build_model', 'select_device', 'model_predict_fn', 'ModelPredictor', 'zone_job', 'predict_zone', 'run']
+__all__ = ['build_model', 'select_device', 'model_predict_fn', 'ModelPredictor', 'zone_job', 'predict_zone', 'output_lines',
+           'run']
 
 # %% ../../nbs/44_zonal.cli.ipynb #0806558e
 def build_model(cfg: dict, # resolved zonal config (`load_zonal_config`)
@@ -105,10 +106,12 @@ def zone_job(cfg: dict, # resolved zonal config
     plan = plan_zone({m: s.path for m, s in specs.items()}, cfg['img_pixels_detection'], cfg['margin'], float(cfg['output_px_meters']))
     reader = ZoneReader(plan, specs, spec.multitemp['ref_date'])
     sig = dict(bounds=plan.bounds, P=plan.tile_px, M=plan.margin_px, res=plan.out_res, mode=cfg['stitching'], cell=cfg['cell_px'],
-               inputs={m: (i.path, os.path.getmtime(i.path)) for m, i in plan.rasters.items()}, **_weights_signature(cfg))
+               inputs={m: (i.path, os.path.getmtime(i.path)) for m, i in plan.rasters.items()}, model=zonal_training_config(cfg),
+               **_weights_signature(cfg))  # the model's config too: another arch or modality set recomputes
     store = UnitStore(Path(cfg['output_path']) / f".{cfg['output_name']}.units", sig, spec.num_classes, cfg['output_type'])
     make = _Given(predict_fn) if predict_fn is not None else ModelPredictor(cfg, plan, model)
-    return UnitJob(plan, reader, store, make, cfg['cell_px'], cfg['stitching'], cfg['batch_size'], min(cfg['num_worker'], os.cpu_count() or 1))
+    return UnitJob(plan, reader, store, make, cfg['cell_px'], cfg['stitching'], cfg['batch_size'],
+                   'cuda' if cfg['use_gpu'] and torch.cuda.is_available() else 'cpu')
 
 # %% ../../nbs/44_zonal.cli.ipynb #002268df
 def _run_engine(job: UnitJob, cfg: dict, ids: list) -> int:
@@ -126,6 +129,7 @@ def predict_zone(cfg: dict|str|Path, # zonal config: a dict or a YAML path (load
                  model: torch.nn.Module|None=None, # a built model (else built from the config and `model_weights`)
                  predict_fn: Callable|None=None, # batch -> {task: logits}; overrides `model`
                  progress: bool=True, # kept for callers; the engines log per cell
+                 log: Callable|None=None, # called with one line when the zone is already complete (`flairhub_zonal`: print)
                  **overrides, # config keys to replace
                 ) -> dict:
     "Run zonal inference; returns {task: output path} (the merged COG, or the VRT with `mosaic: vrt`); {} for a task that left the mosaic to another"
@@ -140,17 +144,35 @@ def predict_zone(cfg: dict|str|Path, # zonal config: a dict or a YAML path (load
     job.store.lock()
     try:
         if not cfg['resume']: job.store.forget()
+        done = job.finalized(cfg['mosaic'])
+        if done is not None:
+            if log: log(f"{job.store.folder}: already complete: {done['cells']} cells, nothing to do")
+            return {t: Path(p) for t, p in done.items() if t in job.store.tasks}
         _run_engine(job, cfg, job.todo())
         return _finish(job, cfg)
     finally: job.store.unlock()
 
+# %% ../../nbs/44_zonal.cli.ipynb #32c05d97
+def output_lines(res: dict, # `predict_zone`'s {task: path}
+                 index: Path, # the cells' GeoPackage index
+                ) -> list[str]:
+    "What `flairhub_zonal` prints on success: each task's COG (with `mosaic: cog`) and VRT, and the cell index"
+    lines = []
+    for t, p in res.items():
+        p = Path(p)
+        if p.suffix == '.tif': lines.append(f"{t} COG: {p}")
+        if p.with_suffix('.vrt').is_file(): lines.append(f"{t} VRT: {p.with_suffix('.vrt')}")
+    if res and Path(index).is_file(): lines.append(f"cell index: {index}")
+    return lines
+
 # %% ../../nbs/44_zonal.cli.ipynb #23bdfaab
 def run(cfg: dict, # the config `flairhub_zonal` loaded (`load_zonal_config`)
        ) -> int:
-    "What `flairhub_zonal` runs: zonal inference from its loaded config; 0 on success (exceptions propagate)"
+    "What `flairhub_zonal` runs: zonal inference from its loaded config, printing its outputs; 0 on success (exceptions propagate)"
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', ConfigWarning)  # the command printed them when it loaded the config
-        predict_zone(cfg, progress=True)
+        res = predict_zone(cfg, progress=True, log=print)
+    for line in output_lines(res, Path(cfg['output_path']) / f"{cfg['output_name']}_cells.gpkg"): print(line)
     return 0
 
 # %% ../../nbs/44_zonal.cli.ipynb #561c59c2

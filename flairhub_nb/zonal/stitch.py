@@ -66,27 +66,29 @@ class Stitcher:
                  bands: tuple[int, int]|None=None, # owned bands (all when None)
                  floor: float=1e-3, # smallest blend weight
                  sliver_in=None, # band -> (sum, weight, valid) handed over by the previous strip, or None
+                 device: torch.device|str='cpu', # where the sums live (the model's device: blending runs there)
                 ):
         if mode not in ('blend', 'crop'): raise ValueError(f"stitch mode {mode!r}: expected 'blend' or 'crop'")
-        self.plan, self.K, self.mode, self.sliver_in = plan, channels, mode, sliver_in
+        self.plan, self.K, self.mode, self.sliver_in, self.device = plan, channels, mode, sliver_in, torch.device(device)
         self.cols, self.bands = cols or (0, plan.n_cols), bands or (0, plan.n_rows)
         self.x0, self.own_x1, self.x1 = strip_extent(plan, self.cols, mode == 'blend')
         self.y0, self.y1 = plan.band_rows(self.bands[0])[0], plan.band_rows(self.bands[1] - 1)[1]
         P, M = plan.tile_px, plan.margin_px
         self.lo, self.hi = (0, P) if mode == 'blend' else (M, P - M)
-        self.weight = torch.from_numpy(blend_window(P, M, floor) if mode == 'blend' else np.ones((P, P), np.float32))
+        self.weight = torch.from_numpy(blend_window(P, M, floor) if mode == 'blend' else np.ones((P, P), np.float32)).to(self.device)
         self.acc = {}
 
     def _buf(self, b: int):
         if b not in self.acc:
             y0, y1 = self.plan.band_rows(b)
             w = self.x1 - self.x0
-            self.acc[b] = (torch.zeros(self.K, y1 - y0, w), torch.zeros(y1 - y0, w), torch.zeros(y1 - y0, w, dtype=torch.bool))
+            z = dict(device=self.device)
+            self.acc[b] = (torch.zeros(self.K, y1 - y0, w, **z), torch.zeros(y1 - y0, w, **z), torch.zeros(y1 - y0, w, dtype=torch.bool, **z))
             sl = self.sliver_in(b) if (self.sliver_in and self.cols[0] > 0) else None
             if sl is not None:
                 n = sl[1].shape[-1]
                 for a, v in zip(self.acc[b], sl):
-                    v = torch.as_tensor(v).to(a.dtype)
+                    v = torch.as_tensor(v).to(a.device, a.dtype)
                     if a.dtype == torch.bool: a[..., :n] |= v
                     else: a[..., :n] += v
         return self.acc[b]

@@ -7,6 +7,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.units.html.md"""
 # %% ../../nbs/45_zonal.units.ipynb #08e65010
 from __future__ import annotations
 import json, os, socket, warnings, hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -18,11 +19,12 @@ from rasterio.windows import Window
 from fastcore.basics import patch
 from .plan import TilingPlan
 from .read import ZoneReader
-from .stitch import Stitcher, band_ready_after
-from .write import ARGMAX_NODATA, encode, task_colormap, _loader, _to_cog
+from .stitch import Stitcher
+from .write import ARGMAX_NODATA, task_colormap, _to_cog
+from .device import read_cell, ship, stream_cell, encode_band
 
 # %% auto #0
-__all__ = ['Cell', 'UnitStore', 'OutputLockedError', 'write_vrt', 'merge_cells', 'UnitJob', 'run_cells']
+__all__ = ['Cell', 'UnitStore', 'OutputLockedError', 'write_vrt', 'merge_cells', 'UnitJob', 'worker_device', 'run_cells']
 
 # %% ../../nbs/45_zonal.units.ipynb #857e9049
 @dataclass(frozen=True)
@@ -72,51 +74,49 @@ def _cell_profile(plan: TilingPlan, win: tuple, count: int, output_type: str) ->
                 tiled=True, blockxsize=256, blockysize=256, compress='LZW', photometric='MINISBLACK',
                 nodata=ARGMAX_NODATA if output_type == 'argmax' else None)
 
-def _cell_stitchers(plan: TilingPlan, c: Cell, tasks: dict, mode: str) -> dict:
-    "One stitcher per task over the cell's bands, owning exactly the cell's output columns (no hand-over)"
+def _cell_stitchers(plan: TilingPlan, c: Cell, tasks: dict, mode: str, device: torch.device|str='cpu') -> dict:
+    "One stitcher per task over the cell's bands, on the model's device, owning exactly the cell's output columns (no hand-over)"
     sts = {}
     for t, k in tasks.items():
-        st = Stitcher(plan, k, mode, (c.c0, c.c1), (c.r0, c.r1))
+        st = Stitcher(plan, k, mode, (c.c0, c.c1), (c.r0, c.r1), device=device)
         st.x0, st.own_x1 = plan.strip_cols(c.c0, c.c1)
         st.x1 = st.own_x1
         sts[t] = st
     return sts
 
 # %% ../../nbs/45_zonal.units.ipynb #0eaf8a76
-def _write_band(dsts: dict, sts: dict, b: int, y0: int, output_type: str) -> None:
-    "Encode band `b` of every task and write it at its rows of the cell's file"
-    for task, st in sts.items():
-        out = st.pop(b)
+def _encode_band(outs: dict, output_type: str) -> dict:
+    "Per task: (rows, cols, uint8 data, uint8 mask or None) of a popped band, encoded where it was blended"
+    enc = {}
+    for task, out in outs.items():
         (r0, r1), (c0, c1) = out['rows'], out['cols']
         if r1 <= r0 or c1 <= c0: continue
-        data = encode(out['values'], out['valid'], output_type)
-        win = Window(0, r0 - y0, c1 - c0, r1 - r0)
-        dsts[task].write(data, window=win)
-        if output_type != 'argmax': dsts[task].write_mask(out['valid'].numpy().astype(np.uint8) * 255, window=win)
+        mask = None if output_type == 'argmax' else out['valid'].to(torch.uint8).mul_(255).cpu().numpy()
+        enc[task] = ((r0, r1), (c0, c1), encode_band(out['values'], out['valid'], output_type), mask)
+    return enc
 
-def _predict_probs(predict_fn: Callable, batch: dict, tasks: dict) -> dict:
-    "Class probabilities (B,K,h,w) of a batch, on the host"
-    logits = predict_fn(batch)
-    if set(tasks) - set(logits): raise KeyError(f"predict_fn returned logits for {list(logits)}; expected {list(tasks)}")
-    return {t: torch.softmax(logits[t].float(), 1).cpu() for t in tasks}
+def _write_band(dsts: dict, enc: dict, y0: int) -> None:
+    "Writer thread: one encoded band of every task at its rows of the cell's file"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        for task, ((r0, r1), (c0, c1), data, mask) in enc.items():
+            win = Window(0, r0 - y0, c1 - c0, r1 - r0)
+            dsts[task].write(data, window=win)
+            if mask is not None: dsts[task].write_mask(mask, window=win)
 
 # %% ../../nbs/45_zonal.units.ipynb #6a84f8b7
-def _stream_cell(plan, reader, predict_fn, tasks, c, dsts, output_type, mode, batch_size, num_workers) -> int:
-    "Run the cell's tiles, writing each band of rows as soon as no more tiles reach it; returns the tiles run"
-    blend, sts = mode == 'blend', _cell_stitchers(plan, c, tasks, mode)
-    tiles, y0 = plan.cell_tiles_to_run(c, blend), plan.cell_window(c)[0]
-    nxt, i = c.r0, 0
-    for batch in _loader(reader, tiles, batch_size, num_workers):
-        probs = _predict_probs(predict_fn, batch, tasks)
-        for j in range(len(batch['tile_row'])):
-            t = tiles[i]
-            i += 1
-            for task in tasks: sts[task].add(t, probs[task][j], batch['valid'][j])
-            if i < len(tiles) and tiles[i].row == t.row: continue
-            while nxt < c.r1 and band_ready_after(plan, nxt, (c.r0, c.r1), blend) <= t.row:
-                _write_band(dsts, sts, nxt, y0, output_type)
-                nxt += 1
-    return i
+def _stream_cell(plan, reader, predict_fn, tasks, c, blocks, dsts, writer, writes, output_type, mode, batch_size, device) -> int:
+    "Run the cell's tiles on `device` (`zonal.device.stream_cell`), handing each encoded band to the writer thread"
+    blend, y0 = mode == 'blend', plan.cell_window(c)[0]
+    tiles, sts = plan.cell_tiles_to_run(c, blend), _cell_stitchers(plan, c, tasks, mode, device)
+    emit = lambda b, outs: writes.append(writer.submit(_write_band, dsts, _encode_band(outs, output_type), y0))
+    return stream_cell(plan, reader, predict_fn, tasks, tiles, (c.r0, c.r1), blocks, sts, emit, batch_size, device, blend)
+
+def _cell_blocks(plan: TilingPlan, reader: ZoneReader, c: Cell, mode: str, device: torch.device) -> dict|None:
+    "Reader side: the cell's inputs, decoded once and shipped to `device` (None for a cell without output pixels)"
+    y0, y1, x0, x1 = plan.cell_window(c)
+    if y1 <= y0 or x1 <= x0: return None
+    series = tuple(m for m, s in reader.specs.items() if s.is_series)
+    return ship(read_cell(reader, plan.cell_tiles_to_run(c, mode == 'blend')), device, series)
 
 # %% ../../nbs/45_zonal.units.ipynb #68cea609
 class UnitStore:
@@ -159,31 +159,57 @@ def is_done(self: UnitStore, c: Cell) -> bool:
 def forget(self: UnitStore) -> None:
     "Drop every done marker (`resume: false`): each cell is recomputed, the previous mosaic stays until the new one replaces it"
     for m in self.folder.glob('*.done'): m.unlink()
+    (self.folder / 'finalized.json').unlink(missing_ok=True)
 
 # %% ../../nbs/45_zonal.units.ipynb #f4adcb17
+def _finish_cell(store: UnitStore, c: Cell, dsts: dict, tmps: dict, writes: list, n: int) -> int:
+    "Writer thread: once the cell's bands are written, close its files, add colour tables, make the COGs, write the marker last"
+    try:
+        for f in writes: f.result()
+    finally:
+        for ds in dsts.values(): ds.close()
+    for t, k in (store.tasks.items() if n else ()):
+        if store.output_type == 'argmax':
+            with rasterio.open(tmps[t], 'r+') as ds: ds.write_colormap(1, task_colormap(t, k))
+        _to_cog(tmps[t], store.cog(t, c))
+    files = {str(store.cog(t, c).relative_to(store.folder)): store.cog(t, c).stat().st_size for t in store.tasks if n}
+    _atomic_write(store.marker(c), json.dumps({'signature': store.sig, 'cell': c.id, 'tiles': n, 'files': files}))
+    return n
+
+# %% ../../nbs/45_zonal.units.ipynb #014d3b16
+def _start_cell(store: UnitStore, plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, c: Cell, mode: str,
+                batch_size: int, blocks: dict|None, device: torch.device, writer: ThreadPoolExecutor) -> Future:
+    "Compute one cell here; its writes and its finish go to `writer`; returns the future of its tile count"
+    if blocks is None: return writer.submit(_finish_cell, store, c, {}, {}, [], 0)
+    win, tag = plan.cell_window(c), f"{socket.gethostname()}.{os.getpid()}"
+    tmps = {t: store.cog(t, c).with_name(f".{c.id}.{tag}.tif") for t in store.tasks}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        dsts = {t: rasterio.open(tmps[t], 'w', **_cell_profile(plan, win, 1 if store.output_type == 'argmax' else k,
+                                                               store.output_type)) for t, k in store.tasks.items()}
+    writes = []
+    try: n = _stream_cell(plan, reader, predict_fn, store.tasks, c, blocks, dsts, writer, writes, store.output_type, mode,
+                          batch_size, device)
+    except BaseException:
+        writer.submit(_close_after, dsts, writes).result()
+        raise
+    return writer.submit(_finish_cell, store, c, dsts, tmps, writes, n)
+
+def _close_after(dsts: dict, writes: list) -> None:
+    "Writer thread, after a failed cell: let its pending writes end, close its files (its temporary names stay hidden)"
+    for f in writes: f.exception()
+    for ds in dsts.values(): ds.close()
+
 @patch
 def run_cell(self: UnitStore, plan: TilingPlan, reader: ZoneReader, predict_fn: Callable, c: Cell,
              mode: str='blend', # 'blend' or 'crop'
-             batch_size: int=4, num_workers: int=0, # tiles per forward, DataLoader workers
+             batch_size: int=4, # tiles per forward
+             device: torch.device|str='cpu', # where the cell is cut, predicted and blended
             ) -> int:
     "Predict one cell into its COGs (temporary names, then renamed) and write its done marker last; returns tiles run"
-    win, tag = plan.cell_window(c), f"{socket.gethostname()}.{os.getpid()}"
-    count = {t: 1 if self.output_type == 'argmax' else k for t, k in self.tasks.items()}
-    tmps = {t: self.cog(t, c).with_name(f".{c.id}.{tag}.tif") for t in self.tasks}
-    n = 0
-    if win[1] > win[0] and win[3] > win[2]:
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            dsts = {t: rasterio.open(tmps[t], 'w', **_cell_profile(plan, win, count[t], self.output_type)) for t in self.tasks}
-            try: n = _stream_cell(plan, reader, predict_fn, self.tasks, c, dsts, self.output_type, mode, batch_size, num_workers)
-            finally:
-                for ds in dsts.values(): ds.close()
-        for t, k in self.tasks.items():
-            if self.output_type == 'argmax':
-                with rasterio.open(tmps[t], 'r+') as ds: ds.write_colormap(1, task_colormap(t, k))
-            _to_cog(tmps[t], self.cog(t, c))
-    files = {str(self.cog(t, c).relative_to(self.folder)): self.cog(t, c).stat().st_size for t in self.tasks if n}
-    _atomic_write(self.marker(c), json.dumps({'signature': self.sig, 'cell': c.id, 'tiles': n, 'files': files}))
-    return n
+    device = torch.device(device)
+    with ThreadPoolExecutor(1, 'zonal-write') as wr:
+        return _start_cell(self, plan, reader, predict_fn, c, mode, batch_size, _cell_blocks(plan, reader, c, mode, device),
+                           device, wr).result()
 
 # %% ../../nbs/45_zonal.units.ipynb #913850d4
 class OutputLockedError(RuntimeError): "Another run holds the output's lock file"
@@ -336,7 +362,7 @@ class UnitJob:
     cell_px: int=8192 # cell side in reference pixels
     mode: str='blend' # 'blend' or 'crop'
     batch_size: int=4 # tiles per forward
-    num_workers: int=0 # DataLoader workers per unit worker
+    device: str='cpu' # 'cpu', or 'cuda' (each worker takes cuda:LOCAL_RANK)
     @property
     def cells(self) -> list[Cell]: return self.plan.cells(self.cell_px)
 
@@ -345,13 +371,28 @@ def todo(self: UnitJob) -> list[str]:
     "Ids of the cells without a valid done marker"
     return [c.id for c in self.cells if not self.store.is_done(c)]
 
+def worker_device(kind: str, # 'cpu' or 'cuda'
+                 ) -> torch.device:
+    "This worker's device: cuda:<LOCAL_RANK> (modulo the visible GPUs) for 'cuda', else the CPU"
+    if kind == 'cuda': return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count())
+    return torch.device('cpu')
+
+# %% ../../nbs/45_zonal.units.ipynb #679dfead
 def run_cells(job: UnitJob, # the zone's job
               ids: list, # cell ids to run (those already done are skipped)
              ) -> int:
-    "A worker's share: run each unfinished cell of `ids`; returns the number of tiles run"
-    by, predict = {c.id: c for c in job.cells}, job.make_predict()
-    return sum(job.store.run_cell(job.plan, job.reader, predict, by[i], job.mode, job.batch_size, job.num_workers)
-               for i in ids if not job.store.is_done(by[i]))
+    "A worker's share: each unfinished cell of `ids`, the next one read while this one computes and the last one is written"
+    by, predict, dev = {c.id: c for c in job.cells}, job.make_predict(), worker_device(job.device)
+    cells = [by[i] for i in ids if not job.store.is_done(by[i])]
+    read = lambda c: _cell_blocks(job.plan, job.reader, c, job.mode, dev)
+    with ThreadPoolExecutor(1, 'zonal-read') as rd, ThreadPoolExecutor(1, 'zonal-write') as wr:
+        futs, nxt = [], rd.submit(read, cells[0]) if cells else None
+        for k, c in enumerate(cells):
+            blocks = nxt.result()
+            nxt = rd.submit(read, cells[k + 1]) if k + 1 < len(cells) else None
+            futs.append(_start_cell(job.store, job.plan, job.reader, predict, c, job.mode, job.batch_size, blocks, dev, wr))
+            if len(futs) > 1: futs[-2].result()  # a failed write stops the share; at most one cell waits for its finish
+        return sum(f.result() for f in futs)
 
 # %% ../../nbs/45_zonal.units.ipynb #08ecfbaf
 @patch
@@ -376,5 +417,20 @@ def finalize(self: UnitJob,
         if mosaic == 'cog':
             res[t] = merge_cells(self.plan, {(c.row, c.col): st.cog(t, c) for c in have}, cells,
                                  output_file(out, name, t, st.output_type), k, t, st.output_type, cog)
-    st.write_index(self.plan, have, out / f"{name}_cells.gpkg")
+    idx = st.write_index(self.plan, have, out / f"{name}_cells.gpkg")
+    _atomic_write(st.folder / 'finalized.json', json.dumps({'signature': st.sig, 'mosaic': mosaic, 'cells': len(cells),
+                  'outputs': {t: str(p) for t, p in res.items()}, 'index': str(idx)}))
     return res
+
+# %% ../../nbs/45_zonal.units.ipynb #56987a87
+@patch
+def finalized(self: UnitJob,
+              mosaic: str='cog', # the mosaic asked for now
+             ) -> dict|None:
+    "The outputs of a finished zone ({task: path}, 'index', 'cells') when every cell is done and its mosaic made with this signature; else None"
+    f = self.store.folder / 'finalized.json'
+    try: d = json.loads(f.read_text()) if f.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError): d = None
+    if not d or d.get('signature') != self.store.sig or d.get('mosaic') != mosaic or self.todo(): return None
+    paths = [Path(p) for p in d['outputs'].values()] + [Path(d['index'])]
+    return {**d['outputs'], 'index': d['index'], 'cells': d['cells']} if all(p.is_file() for p in paths) else None

@@ -37,14 +37,14 @@ def encode(probs: torch.Tensor, # (K,h,w) class probabilities
            valid: torch.Tensor, # (h,w) bool
            output_type: str, # 'argmax' or 'class_prob'
           ) -> np.ndarray:
-    "uint8 (1,h,w) argmax (255 where invalid) or (K,h,w) round(prob*255) (0 where invalid)"
+    "uint8 (1,h,w) argmax (255 where invalid) or (K,h,w) round(prob*255) (0 where invalid), computed where `probs` is; only uint8 comes back"
     if output_type == 'argmax':
         out = probs.argmax(0).to(torch.uint8)
         out[~valid] = ARGMAX_NODATA
-        return out[None].numpy()
+        return out[None].cpu().numpy()
     out = torch.round(probs.clamp(0, 1) * 255).to(torch.uint8)
     out[:, ~valid] = 0
-    return out.numpy()
+    return out.cpu().numpy()
 
 def task_colormap(task: str, k: int) -> dict:
     "Colour table of a task: the project's nomenclature colours, else a tab20-based fallback"
