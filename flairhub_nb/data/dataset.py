@@ -17,7 +17,7 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import Dataset
 
-from ..config import MONO_MODALITIES, S2_MASK, TS_MODALITIES, DataSettings, data_settings, resolve_config
+from ..config import MONO_MODALITIES, S2_MASK, TS_MODALITIES, DataSettings, resolve_config
 from .index import check_index_files, read_split_csv, read_split_gpkg, select_domains
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
@@ -198,14 +198,17 @@ class FlairHubDataset(Dataset):
         aug = D4Augment() if augment is True else (augment or None)
         self.augment, self.batch_augment = (None, aug) if raw else (aug, None)  # raw: the device augments the batch
 
-    def __len__(self) -> int: return len(self.index['patch_id'])
+# %% ../../nbs/12_data.dataset.ipynb #2981015c
+@patch
+def __len__(self: FlairHubDataset) -> int: return len(self.index['patch_id'])
 
-    def paths(self, i: int) -> dict:
-        "Absolute file path of each index column (modalities, S2 mask, labels) and the `patch_id` of patch `i`"
-        return {k: v[i].decode() for k, v in self.index.items()}
+@patch
+def paths(self: FlairHubDataset, i: int) -> dict:
+    "Absolute file path of each index column (modalities, S2 mask, labels) and the `patch_id` of patch `i`"
+    return {k: v[i].decode() for k, v in self.index.items()}
 
-    @property
-    def patch_ids(self) -> list: return [p.decode() for p in self.index['patch_id']]
+@patch(as_prop=True)
+def patch_ids(self: FlairHubDataset) -> list: return [p.decode() for p in self.index['patch_id']]
 
 # %% ../../nbs/12_data.dataset.ipynb #1731800f
 @patch

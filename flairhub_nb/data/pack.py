@@ -320,6 +320,7 @@ def _positions(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int
     if miss: raise StalePackError(f"{name}: its pack in {self.dir} holds bands {have} of {col}, not {miss}; {_column_key(col, True)} changed? rebuild with flairhub_pack --config X")
     return [have.index(c) for c in channels]
 
+# %% ../../nbs/14_data.pack.ipynb #2103775b
 @patch
 def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
          name: str|None=None, # the original file, named in errors

@@ -68,6 +68,7 @@ def _parse_acq(text: str, path, pid) -> np.ndarray:
     except (ValueError, TypeError, AttributeError) as e:
         raise InvalidDateError(f"{path}: patch {pid}: invalid acquisition_dates {text!r} ({e})") from None
 
+# %% ../../nbs/11_data.sentinel.ipynb #fb5e8273
 class SentinelDates:
     "Acquisition dates per patch id, read once from a `GLOBAL_*_MTD_DATES.gpkg`"
     def __init__(self, dates: dict, # patch_id -> datetime64[D] array in band order

@@ -239,7 +239,8 @@ def _existing(root: Path, params: dict, overwrite: bool) -> ToyDataset|None:
 def _finish_stats(parts: list) -> dict:
     out = {}
     for m in sorted({k for p in parts for k in p}):  # sorted: the same file and repr every run
-        s = np.sum([p[m][0] for p in parts if m in p], 0); ss = np.sum([p[m][1] for p in parts if m in p], 0)
+        s = np.sum([p[m][0] for p in parts if m in p], 0)
+        ss = np.sum([p[m][1] for p in parts if m in p], 0)
         n = sum(p[m][2] for p in parts if m in p)
         mean = s / n
         out[m] = {'means': np.round(mean, 3).tolist(), 'stds': np.round(np.sqrt(np.maximum(ss / n - mean ** 2, 1e-12)), 3).tolist()}
@@ -282,7 +283,8 @@ def make_toy_dataset(out_dir: str|Path, # dataset root to create
 # %% ../../nbs/16_toy.dataset.ipynb #df21c8f3
 def _write_metadata(root: Path, ids: dict, res: list, modalities: Sequence[str]) -> None:
     "Date and split GeoPackages in GLOBAL_ALL_MTD, split CSVs in csv/"
-    mtd = root/'GLOBAL_ALL_MTD'; mtd.mkdir(parents=True, exist_ok=True)
+    mtd = root/'GLOBAL_ALL_MTD'
+    mtd.mkdir(parents=True, exist_ok=True)
     for m, name in DATE_MODALITIES.items():
         if m not in modalities: continue
         recs = [{'patch_id': r['patch_id'], 'acquisition_dates': json.dumps({str(i + 1): d for i, d in enumerate(r['dates'][m])}),

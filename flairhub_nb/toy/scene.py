@@ -40,8 +40,10 @@ LPIS_BACKGROUND = N_LPIS - 1  # level-1 LPIS class of everything that is not a d
 _C1, _C2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(30)); h = h * _C1
-    h = h ^ (h >> np.uint64(27)); h = h * _C2
+    h = h ^ (h >> np.uint64(30))
+    h = h * _C1
+    h = h ^ (h >> np.uint64(27))
+    h = h * _C2
     return h ^ (h >> np.uint64(31))
 
 def hash_u01(seed: int, # generator seed
@@ -184,7 +186,8 @@ def _aerial(cosia, lpis, road, building, pool, roof, bright, crown, X, rng) -> n
     img = np.where(building[..., None], ROOF_RGBI[roof], img)
     img *= (0.9 + 0.2 * bright.astype(np.float32))[..., None]
     rows = np.sin(2 * np.pi * X / 2.2).astype(np.float32) * (cosia == 11)
-    img[..., 1] += 18 * rows; img[..., 3] += 30 * rows
+    img[..., 1] += 18 * rows
+    img[..., 3] += 30 * rows
     trees = np.isin(cosia, (12, 13, 14, 16, 17)) * crown
     img += (14 * trees)[..., None]
     img = img.transpose(2, 0, 1) + rng.standard_normal((4,) + cosia.shape, np.float32) * 5
@@ -234,7 +237,9 @@ def render_ground(seed: int, # scene seed
     p = _parcels(seed, X, Y)
     rb = _roads_buildings(seed, X, Y, p['district'], p['cosia'])
     cosia = p['cosia'].copy()
-    cosia[rb['road']] = 3; cosia[rb['pool']] = 2; cosia[rb['building']] = 0
+    cosia[rb['road']] = 3
+    cosia[rb['pool']] = 2
+    cosia[rb['building']] = 0
     lpis1 = np.where(rb['road'] | rb['building'] | rb['pool'], LPIS_BACKGROUND, p['lpis']).astype(np.uint8)
     h, crown = _heights(seed, X, Y, cosia, p['param'], rb['height'], rng)
     dtm = _terrain(seed, X, Y, elev0) + np.zeros_like(h)
@@ -287,7 +292,8 @@ _BASE[22 + np.array([0, 1, 2, 3, 6, 7, 18])] = [
     [1400, 1500, 1600, 1700, 1750, 1800, 1850, 1900, 2300, 2100], [2600, 2700, 2800, 2800, 2800, 2900, 3000, 3000, 3100, 2900],
     [1100, 900, 500, 350, 300, 280, 260, 250, 150, 100], [1100, 1150, 1200, 1300, 1350, 1400, 1450, 1500, 1900, 1700],
     [600, 500, 350, 280, 230, 210, 190, 180, 90, 70], _SNOW, [1500] * 10]
-_VEG_SCALE = np.ones(N_SPECTRAL, np.float32); _VEG_SCALE[22 + 13] = 0.7  # conifers are darker
+_VEG_SCALE = np.ones(N_SPECTRAL, np.float32)
+_VEG_SCALE[22 + 13] = 0.7  # conifers are darker
 _OFFSET = np.random.default_rng(2025).uniform(-0.05, 0.05, (N_SPECTRAL, 10)).astype(np.float32)  # fixed, seed-independent
 
 # %% ../../nbs/15_toy.scene.ipynb #df68df1c
@@ -308,7 +314,8 @@ def s2_signatures(doy: np.ndarray, # day of year of each date (T,)
     v = vegetation_index(doy)[..., None]
     sig = (_BASE[:, None] * (1 - v) + _VEG[None, None] * _VEG_SCALE[:, None, None] * v) * (1 + _OFFSET[:, None])
     flower = 900 * np.exp(-((np.asarray(doy, np.float32) - 115) / 12) ** 2)  # rapeseed in bloom
-    sig[8, :, 1] += flower; sig[8, :, 2] += 1.2 * flower
+    sig[8, :, 1] += flower
+    sig[8, :, 2] += 1.2 * flower
     return sig
 
 # %% ../../nbs/15_toy.scene.ipynb #9b7cf481
@@ -393,7 +400,8 @@ def write_geotiff(path: str|Path, # destination `.tif`
                   **profile, # more creation options: nodata, photometric, ...
                  ) -> Path:
     "Write a GeoTIFF through a temporary `.part` file and an atomic rename"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     c, h, w = arr.shape
     prof = {'driver': 'GTiff', 'height': h, 'width': w, 'count': c, 'dtype': arr.dtype.name, 'crs': crs,
                 'transform': from_origin(x0, ytop, gsd, gsd), 'interleave': 'band', **profile}

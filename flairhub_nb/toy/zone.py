@@ -242,7 +242,9 @@ def _render_zone(root: Path, name: str, g: ZoneGrid, seed: int, modalities: tupl
         raise
     files = {}
     for tok, (path, dst) in dsts.items():
-        dst.close(); os.replace(path.with_name(path.name + '.part'), path); files[tok] = path
+        dst.close()
+        os.replace(path.with_name(path.name + '.part'), path)
+        files[tok] = path
     return files
 
 def _write_dates_txt(root: Path, name: str, dates: dict) -> dict:
@@ -250,7 +252,8 @@ def _write_dates_txt(root: Path, name: str, dates: dict) -> dict:
     out = {}
     for m, d in dates.items():
         f = root/f"{name}_{m.replace('_TS', '')}_dates.txt"
-        _write_text(f, '\n'.join(str(x).replace('-', '') for x in d) + '\n'); out[m] = f
+        _write_text(f, '\n'.join(str(x).replace('-', '') for x in d) + '\n')
+        out[m] = f
     return out
 
 # %% ../../nbs/17_toy.zone.ipynb #a41fc177
@@ -274,7 +277,8 @@ def make_toy_zone(out_dir: str|Path, # folder for the zone's files
     bad = [m for m in modalities if m not in TOY_MODALITIES]
     if bad: raise ValueError(f"modalities {bad} unknown; expected some of {list(TOY_MODALITIES)}")
     g = zone_grid(size_m, aerial_gsd, seed, origin)
-    root = Path(out_dir); root.mkdir(parents=True, exist_ok=True)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 14])
     dates = {m: draw_dates(year, rng) for m in DATE_MODALITIES}
     dates = {m: d for m, d in dates.items() if m in modalities}
@@ -309,7 +313,8 @@ def make_test_zone(folder: str|Path, # where to write the rasters
                    origin: tuple=(651000.0, 6861000.0), # top-left corner, EPSG:2154
                   ) -> dict:
     "Write a small multimodal zone (aerial RGBI, DEM, SPOT, S2 + cloud mask + dates); returns modality -> path"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     H, W = round(height_m / aerial_res), round(width_m / aerial_res)
     yy, xx = np.mgrid[0:H, 0:W]
@@ -320,7 +325,8 @@ def make_test_zone(folder: str|Path, # where to write the rasters
     spot = rng.integers(100, 2000, (4, sh, sw), dtype=np.uint16)
     th, tw = int(np.ceil(height_m / 10.24)), int(np.ceil(width_m / 10.24))
     s2 = rng.integers(0, 5000, (n_dates * 10, th, tw), dtype=np.uint16)
-    msk = np.zeros((n_dates * 2, th, tw), np.uint8); msk[3] = 80  # date 2 is cloudy
+    msk = np.zeros((n_dates * 2, th, tw), np.uint8)
+    msk[3] = 80  # date 2 is cloudy
     p = dict(AERIAL_RGBI=write_test_raster(folder/'aerial.tif', aer, aerial_res, origin),
              DEM_ELEV=write_test_raster(folder/'dem.tif', dem, aerial_res, origin),
              SPOT_RGBI=write_test_raster(folder/'spot.tif', spot, 1.6, origin),
@@ -368,7 +374,8 @@ def _parser():
     import argparse
     p = argparse.ArgumentParser(prog='flairhub_toy', description='Generate a learnable toy FLAIR-HUB dataset (and zone).')
     p.add_argument('out_dir', help='output folder (dataset root)')
-    p.add_argument('--n-train', type=int, default=150); p.add_argument('--n-val', type=int, default=50)
+    p.add_argument('--n-train', type=int, default=150)
+    p.add_argument('--n-val', type=int, default=50)
     p.add_argument('--n-test', type=int, default=50)
     p.add_argument('--patch-px', type=int, default=512, help='aerial px per patch side (footprint stays 102.4 m)')
     p.add_argument('--seed', type=int, default=0)

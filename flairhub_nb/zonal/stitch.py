@@ -175,5 +175,7 @@ def stitch_zone(plan: TilingPlan, # the zone's plan
             st.add(t, *predict(t))
             if i + 1 < len(tiles) and tiles[i + 1].row == t.row: continue
             while nxt < bands[1] and band_ready_after(plan, nxt, bands, blend) <= t.row:
-                out = st.pop(nxt); slivers[nxt] = out['sliver']; nxt += 1
+                out = st.pop(nxt)
+                slivers[nxt] = out['sliver']
+                nxt += 1
                 yield out
