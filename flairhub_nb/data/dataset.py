@@ -17,7 +17,7 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import Dataset
 
-from ..config import MONO_MODALITIES, S2_MASK, TS_MODALITIES, DataSettings, resolve_config
+from ..config import MONO_MODALITIES, S2_MASK, TS_MODALITIES, DataSettings, data_settings, resolve_config
 from .index import check_index_files, read_split_csv, read_split_gpkg, select_domains
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
