@@ -83,8 +83,8 @@ hardware:
   num_nodes: 1
   gpus_per_node: 1                 # devices per node
   strategy: auto                   # auto / ddp / ddp_notebook / ddp_find_unused_parameters_true ...
-  num_workers: 0                   # DataLoader workers
-  precision: 32-true               # 32-true / bf16-mixed / 16-mixed (ours)
+  num_workers:                     # DataLoader workers per process; empty / auto: the usable CPU cores shared by the node's processes
+  precision: auto                  # auto (bf16-mixed on CUDA, 32-true on CPU) / 32-true / bf16-mixed / 16-mixed (ours)
 saving:
   ckpt_save_also_last: True
   ckpt_weights_only: False
