@@ -8,10 +8,16 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 DEMO_OUT ?= demo_out
+# nbdev's clean-on-save hook (`[tool.nbdev] jupyter_hooks = true`): saving a notebook in JupyterLab leaves it
+# nbdev-clean, so `make sync-check` still passes after a session. `make lab` passes it on the command line;
+# `make install` also writes it into the venv's own Jupyter config (not ~/.jupyter), for `.venv/bin/jupyter lab`.
+LAB_ARGS := --ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter
+JUPYTER_HOOK := $(VENV)/etc/jupyter/jupyter_server_config.json
 
-.PHONY: install chromium demo test test-slow sync-check docs bench lab clean readme lint
+.PHONY: install chromium demo test test-slow sync-check docs bench lab lab-args clean readme lint
 
-install: $(STAMP)
+## install: the venv, and nbdev's Jupyter save hook for every Jupyter server of this venv (see JUPYTER_HOOK)
+install: $(STAMP) $(JUPYTER_HOOK)
 
 $(STAMP): constraints.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python >= 3.11 needed; set PYTHON=...)"; exit 1; }
@@ -19,6 +25,12 @@ $(STAMP): constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+$(JUPYTER_HOOK): | $(STAMP)
+	@mkdir -p $(dir $@)
+	@$(PYTHON) -c 'import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); c = json.loads(p.read_text()) if p.exists() else {}; \
+	  c.setdefault("ContentsManager", {})["pre_save_hook"] = "nbdev.clean.clean_jupyter"; p.write_text(json.dumps(c, indent=1) + "\n")' $@
+	@echo "nbdev's Jupyter save hook on: $@"
 
 ## chromium: headless Chromium for the docs tests (Debian package; installed when missing and running as root)
 chromium:
@@ -63,8 +75,12 @@ bench: install
 	$(BIN)/python benchmarks/bench_zonal.py
 	$(BIN)/python benchmarks/bench_train.py
 
+## lab: JupyterLab on nbs/, started from there (nbdev's hook finds pyproject.toml from the saved notebook's path)
 lab: install
-	$(BIN)/jupyter lab nbs
+	cd nbs && $(abspath $(BIN))/jupyter lab $(LAB_ARGS)
+
+lab-args:
+	@echo $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) _docs _proc $(DEMO_OUT)

@@ -16,6 +16,14 @@ A third loader, `flairhub_nb packed`, reads the same train split from a pack wri
 flairhub_nb.data.pack.pack_dataset (uncompressed memmaps; --pack DIR, default <root>_pack; its packing time is printed
 separately, and a current pack is reused).
 Prints samples/s per loader and worker count, and the speed-up.
+
+--raw (the training input since issue 13): the packed loader in raw mode (`FlairHubDataset(cfg, 'train', packed=dir,
+raw=True)`, whole batches from `__getitems__`, augmentation left to `BatchTransform` on the device), its host CPU per
+sample beside the CPU time to memcpy the same sample's raw bytes, measured interleaved in the same run (target <= 2x),
+samples per core-second, the device-side transform's cost (on CPU here; CUDA when present), and the same columns read
+from a Zarr v3 store (`--zarr-path DIR` adds a folder holding the `zarr` package to the path; it is not a dependency).
+
+  python benchmarks/bench_data.py --raw --n-train 32 --n 32 --zarr-path /tmp/zarr_pkgs
 """
 import argparse
 import datetime
@@ -174,10 +182,14 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--pack', default=None, help='pack folder for the packed loader (default: <root>_pack)')
     p.add_argument('--no-packed', action='store_true', help='leave out the packed loader')
+    p.add_argument('--n-train', type=int, default=150, help='toy train patches to generate')
+    p.add_argument('--raw', action='store_true', help='only the raw packed loader against memcpy (and Zarr)')
+    p.add_argument('--zarr-path', default=None, help='folder with the zarr package (appended to sys.path)')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    toy = make_toy_dataset(a.root, patch_px=a.patch_px, progress=True)
+    toy = make_toy_dataset(a.root, n_train=a.n_train, patch_px=a.patch_px, progress=True)
+    if a.raw: return raw_main(a, toy)
     print(f"toy set: {len(toy)} patches of {a.patch_px} px in {a.root} (ready in {time.perf_counter() - t0:.1f} s)")
     from flairhub_nb.data.dataset import FlairHubDataset, pad_collate
     cfg = toy.config(modalities=TOY_MODALITIES, tasks=TOY_LABELS)
@@ -213,6 +225,104 @@ def main(argv=None):
         for k, (r, c) in res.items(): print(f"| {k} | {w} | {r:.1f} | {r / base:.1f}x | {c:.0f} |")
     print(f"\n{os.cpu_count()} CPU cores, batch {a.batch}, {min(a.n, len(ours))} samples per pass, best of {a.repeats} interleaved passes after a warm-up pass; "
           f"load average {os.getloadavg()[0]:.1f} (1 min) / {os.getloadavg()[1]:.1f} (5 min)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def _cpu_per(fn, n):
+    "CPU seconds of this process per item for fn() doing n items"
+    c0 = time.process_time(); fn(); return (time.process_time() - c0) / n
+
+
+def raw_main(a, toy):
+    import subprocess
+    import sys
+    from torch.utils.data import Subset
+    from flairhub_nb.data.dataset import FlairHubDataset, pad_collate
+    from flairhub_nb.data.pack import pack_dataset
+    from flairhub_nb.data.transforms import BatchTransform
+    cfg = toy.config(modalities=TOY_MODALITIES, tasks=TOY_LABELS)
+    cfg['modalities']['pre_processings']['use_augmentation'] = True
+    pdir = a.pack or a.root.rstrip('/') + '_pack'
+    t0 = time.perf_counter(); pack_dataset(cfg, pdir, splits=('train',), progress=False, overwrite=True); t_pack = time.perf_counter() - t0
+    ds = FlairHubDataset(cfg, 'train', packed=pdir, raw=True)
+    n = min(a.n, len(ds)) // a.batch * a.batch
+    dl = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=0, collate_fn=pad_collate)
+    b = next(iter(dl))
+    per = {k: v.numel() * v.element_size() // a.batch for k, v in b.items() if isinstance(v, torch.Tensor)}
+    nbytes = sum(per.values())
+    src = np.random.default_rng(0).integers(0, 255, nbytes, np.uint8)  # one sample's bytes: stays in the CPU cache
+    dst = np.empty_like(src)
+    parts = [(src[o:o + k], dst[o:o + k]) for o, k in zip(np.cumsum([0] + list(per.values()))[:-1], per.values())]
+    ram = np.random.default_rng(1).integers(0, 255, (n, nbytes), np.uint8)  # n samples' bytes: read from RAM, as from the page cache
+    tf = BatchTransform.for_dataset(ds)
+    res = {'loader': [], 'memcpy': [], 'memcpy (cache-hot)': [], 'memcpy per key (cache-hot)': [], 'transform (CPU)': []}
+    for _ in range(a.repeats + 1):  # interleaved; the first round warms up
+        res['loader'].append(_cpu_per(lambda: [None for _ in dl], n))
+        res['memcpy'].append(_cpu_per(lambda: [np.copyto(dst, ram[i]) for i in range(n)], n))
+        res['memcpy (cache-hot)'].append(_cpu_per(lambda: [np.copyto(dst, src) for _ in range(n)], n))
+        res['memcpy per key (cache-hot)'].append(_cpu_per(lambda: [np.copyto(d, s_) for _ in range(n) for s_, d in parts], n))
+        res['transform (CPU)'].append(_cpu_per(lambda: [tf(bb) for bb in [b] * (n // a.batch)], n))
+    best = {k: min(v[1:]) for k, v in res.items()}
+    print(f"raw packed loader, {n} samples of {a.patch_px} px, 7 modalities + 2 labels, batch {a.batch}, 0 workers, "
+          f"torch threads 1; pack written in {t_pack:.1f} s; raw bytes per sample {nbytes / 2**20:.2f} MiB "
+          f"({', '.join(f'{k} {v / 2**10:.0f} KiB' for k, v in per.items() if v > 2**12)})")
+    print("\n| measure | CPU ms / sample | vs memcpy |\n|---|---|---|")
+    for k, v in best.items(): print(f"| {k} | {1000 * v:.3f} | {v / best['memcpy']:.2f}x |")
+    print(f"\nloader host CPU {best['loader'] / best['memcpy']:.2f}x the memcpy of the same bytes (target <= 2x); "
+          f"{1 / best['loader']:.0f} samples per core-second ({1 / best['memcpy']:.0f} for the bare memcpy); "
+          f"memcpy = the sample's bytes copied from RAM (n distinct samples, as the pack's pages), cache-hot = one buffer copied again and again")
+    for w in (2,):
+        dlw = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=w, collate_fn=pad_collate, persistent_workers=True)
+        [None for _ in dlw]
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(a.repeats): [None for _ in dlw]
+        wall, cpu = (time.perf_counter() - t0) / (a.repeats * n), (time.process_time() - c0) / (a.repeats * n)
+        print(f"{w} workers: {1 / wall:.0f} samples/s wall, main process {1000 * cpu:.3f} CPU ms/sample (receiving shared-memory batches)")
+    if torch.cuda.is_available():
+        bd = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in b.items()}
+        tf(bd); torch.cuda.synchronize(); t0 = time.perf_counter()
+        for _ in range(20): tf(bd)
+        torch.cuda.synchronize(); print(f"BatchTransform on {torch.cuda.get_device_name()}: {1000 * (time.perf_counter() - t0) / (20 * a.batch):.3f} ms/sample")
+    if a.zarr_path:
+        sys.path.append(a.zarr_path)
+        zarr_compare(ds, pdir, n, a)
+    print(f"\n{os.cpu_count()} CPU cores; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+
+
+def zarr_compare(ds, pdir, n, a):
+    "The mono-temporal modalities and labels of the same patches from Zarr v3 (one chunk per sample), against our gather"
+    import shutil
+    import zarr
+    from flairhub_nb.config import MONO_MODALITIES
+    cols = [m for m in ds.st.modalities if m in MONO_MODALITIES] + list(ds.st.tasks)
+    rows = list(range(n))
+    out = {}
+    for comp in ('none', 'zstd'):
+        zdir = pdir + f'_zarr_{comp}'
+        shutil.rmtree(zdir, ignore_errors=True)
+        g = zarr.open_group(zdir, mode='w')
+        t0 = time.perf_counter()
+        for c in cols:
+            x = ds.packed.gather(c, rows).numpy()
+            kw = {'compressors': None} if comp == 'none' else {}
+            g.create_array(c, shape=x.shape, dtype=x.dtype, chunks=(1,) + x.shape[1:], **kw)[:] = x
+        t_w = time.perf_counter() - t0
+        size = sum(f.stat().st_size for f in __import__('pathlib').Path(zdir).rglob('*') if f.is_file())
+        arrs = {c: zarr.open_array(f'{zdir}/{c}', mode='r') for c in cols}
+        def read_zarr(arrs=arrs):
+            for s in range(0, n, a.batch):
+                for c in cols: arrs[c][s:s + a.batch]
+        read_zarr()
+        out[f'zarr v3 ({comp})'] = (min(_cpu_per(read_zarr, n) for _ in range(a.repeats)), size, t_w)
+    def read_pack():
+        for s in range(0, n, a.batch):
+            for c in cols: ds.packed.gather(c, rows[s:s + a.batch])
+    read_pack()
+    size = sum(np.load(f'{pdir}/train/{c}.npy', mmap_mode='r').nbytes for c in cols) * n // len(ds)
+    out['flairhub_nb pack (memmap)'] = (min(_cpu_per(read_pack, n) for _ in range(a.repeats)), size, float('nan'))
+    print(f"\nsame {len(cols)} columns ({', '.join(cols)}) of {n} patches, batch {a.batch}, read batch-wise, zarr {zarr.__version__}:")
+    print("| store | CPU ms / sample | size MiB | write s |\n|---|---|---|---|")
+    for k, (c, sz, tw) in out.items(): print(f"| {k} | {1000 * c:.3f} | {sz / 2**20:.1f} | {tw:.1f} |")
 
 
 if __name__ == '__main__':

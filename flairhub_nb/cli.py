@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from .config import ConfigError, ConfigWarning, load_config, load_zonal_config, format_config
 
 # %% auto #0
-__all__ = ['parse_overrides', 'run_command', 'flairhub_main', 'zonal_main', 'toy_main', 'download_main']
+__all__ = ['parse_overrides', 'run_command', 'flairhub_main', 'zonal_main', 'toy_main', 'pack_main', 'download_main']
 
 # %% ../nbs/09_cli.ipynb #dad510e8
 def parse_overrides(items: Sequence[str]|None, # `key=value` strings from `--override`
@@ -60,11 +60,11 @@ def _train_with_model(src, overrides, check_files, name):
 
 def _zonal_with_model(src, overrides, check_files, name):
     "The zonal config at `src` with the released model `name`'s weights, architecture, channels, statistics and classes"
-    from flairhub_nb.config import read_yaml_config, resolve_path
+    from flairhub_nb.config import read_yaml_config, resolve_path, zonal_enabled
     from flairhub_nb.models.hub import pretrained_zonal_config
     raw, base = read_yaml_config(src)
     mods = raw.get('modalities') or {}
-    on = [m for m, v in (mods.get('inputs') or {}).items() if v]
+    on = zonal_enabled(raw)
     keep = ('dates_txt', 'filter_clouds', 'filter_clouds_img_path', 'temporal_average')
     opts = {m: {k: resolve_path(v, base) if k.endswith(('_txt', '_path')) else v for k, v in (mods.get(m) or {}).items() if k in keep} for m in on}
     rest = {k: v for k, v in raw.items() if k not in ('modalities', 'tasks', 'model_weights', 'monotemp_arch', 'output_path', 'output_name')}
@@ -102,6 +102,8 @@ def _load(prog: str, loader: Callable, a: argparse.Namespace) -> dict:
             if issubclass(w.category, ConfigWarning): _say(prog, 'warning', str(w.message))
             else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
+
+# %% ../nbs/09_cli.ipynb #deb29b89
 def run_command(prog: str, # command name, for messages
                 argv: Sequence[str]|None, # arguments; `sys.argv[1:]` when None
                 loader: Callable, # `load_config` or `load_zonal_config`
@@ -113,22 +115,27 @@ def run_command(prog: str, # command name, for messages
     try:
         cfg = _load(prog, _model_loader(loader, a.model) if a.model else loader, a)
         if a.check:
-            print(f"# {a.config}: valid\n" + format_config(cfg)); return 0
+            print(f"# {a.config}: valid\n" + format_config(cfg))
+            return 0
         mod, fn = runner.split(':')
         try: run = _lazy(mod, fn)
         except ModuleNotFoundError as e:
             if e.name != mod: raise
-            _say(prog, 'error', f"{e}; `{prog} --check` still validates configs"); return 2
+            _say(prog, 'error', f"{e}; `{prog} --check` still validates configs")
+            return 2
         return int(run(cfg) or 0)
     except ConfigError as e:
         _say(prog, 'error', f"invalid config {a.config} ({len(e.problems)} problem(s)):")
         for k, m in e.problems: print(f"  {k}: {m}" if k else f"  {m}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        _say(prog, 'error', 'interrupted'); return 130
+        _say(prog, 'error', 'interrupted')
+        return 130
     except Exception as e:  # noqa: BLE001 -- a command maps every failure to one line and a non-zero status
         if a.debug: traceback.print_exc()
-        _say(prog, 'error', f"{type(e).__name__}: {e}" + ('' if a.debug else ' (--debug shows the traceback)')); return 1
+        _say(prog, 'error', f"{type(e).__name__}: {e}" + ('' if a.debug else ' (--debug shows the traceback)'))
+        return 1
+
 
 # %% ../nbs/09_cli.ipynb #c3f5b9f5
 def flairhub_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when None
@@ -146,6 +153,12 @@ def zonal_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when N
 def toy_main(argv: Sequence[str]|None=None) -> int:
     "`flairhub_toy`: write the toy dataset (see `flairhub_nb.toy.zone.main`)"
     return _lazy('flairhub_nb.toy.zone', 'main')(argv)
+
+def pack_main(argv: Sequence[str]|None=None, # arguments; `sys.argv[1:]` when None
+             ) -> int:
+    "`flairhub_pack --config X`: pack the config's split CSVs into `paths.packed_dir` (rebuilt when it no longer matches)"
+    return run_command('flairhub_pack', argv, load_config, 'flairhub_nb.data.pack:run',
+                       "Pack a training config's split CSVs into memmaps of raw values (paths.packed_dir)")
 
 def download_main(argv: Sequence[str]|None=None) -> int:
     "`flairhub_download`: browse / download FLAIR-HUB from the Hugging Face hub (see `flairhub_nb.hub.main`)"

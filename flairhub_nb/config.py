@@ -7,7 +7,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #2fe5e1a1
 from __future__ import annotations
-import copy, math, os, re, reprlib, warnings
+import copy, functools, math, os, re, reprlib, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,14 @@ import yaml
 
 # %% auto #0
 __all__ = ['MONO_MODALITIES', 'TS_MODALITIES', 'MODALITIES', 'BAND_COUNTS', 'NUM_CLASSES', 'TASKS', 'DATES_GPKG', 'S2_MASK',
-           'ALL_CHANNELS_MODALITIES', 'LPIS_LEVELS', 'ENUMS', 'DEFAULTS_YAML', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS',
-           'ZONAL_DEFAULTS', 'ZONAL_REQUIRED', 'ZONAL_ENUMS', 'default_config', 'short', 'ConfigError', 'ConfigWarning',
-           'read_yaml_file', 'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides',
-           'override_path', 'resolve_path', 'check_types', 'flatten', 'enabled_modalities', 'task_num_classes',
-           'modality_channels', 'model_in_channels', 'surplus_norm_stats', 'validate_config', 'load_config',
-           'dump_config', 'load_zonal_config', 'config_table', 'format_config', 'ConfigView', 'resolve_config',
-           'TaskSpec', 'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings', 'zonal_tasks',
-           'zonal_training_config', 'zonal_model_spec']
+           'ALL_CHANNELS_MODALITIES', 'LPIS_LEVELS', 'ENUMS', 'SHORT_OVERRIDES', 'TRAIN_PATH_KEYS', 'ZONAL_DEFAULTS',
+           'ZONAL_REQUIRED', 'ZONAL_ENUMS', 'default_config', 'short', 'ConfigError', 'ConfigWarning', 'read_yaml_file',
+           'read_yaml_config', 'deep_merge', 'unknown_keys', 'set_path', 'apply_overrides', 'override_path',
+           'resolve_path', 'check_types', 'flatten', 'enabled_modalities', 'task_num_classes', 'modality_channels',
+           'model_in_channels', 'surplus_norm_stats', 'validate_config', 'load_config', 'dump_config',
+           'load_zonal_config', 'config_table', 'format_config', 'ConfigView', 'resolve_config', 'TaskSpec',
+           'task_spec', 'ModelSpec', 'model_spec', 'DataSettings', 'data_settings', 'zonal_tasks',
+           'zonal_training_config', 'zonal_model_spec', 'zonal_enabled']
 
 # %% ../nbs/00_config.ipynb #368f0401
 MONO_MODALITIES = ('AERIAL_RGBI', 'AERIAL-RLT_PAN', 'DEM_ELEV', 'SPOT_RGBI')
@@ -48,132 +48,19 @@ ENUMS = {
 }
 
 # %% ../nbs/00_config.ipynb #7408e420
-DEFAULTS_YAML = """
-paths:
-  out_folder: ../results/          # run folders go in <out_folder>/<out_model_name>/
-  out_model_name: flairhub-run
-  train_csv:                       # split CSVs (reference layout; paths inside resolve against the CSV's folder, then the working directory)
-  val_csv:
-  test_csv:
-  data_root:                       # folder the split CSVs' relative paths start from (default: the CSV's folder, then the working directory)
-  global_mtd_folder:               # unzipped GLOBAL_ALL_MTD (Sentinel date GeoPackages); needed with any time series
-  ckpt_model_path:                 # checkpoint for init_weights_only_from_ckpt / resume_training_from_ckpt / predict-only runs
-tasks:
-  train: True
-  train_tasks:
-    init_weights_only_from_ckpt: False   # load weights from paths.ckpt_model_path, then train
-    resume_training_from_ckpt: False     # continue epochs, optimizer and scheduler from paths.ckpt_model_path
-  predict: True                    # predict the test split with the best checkpoint and score it
-  write_files: True                # write per-patch predictions
-  georeferencing_output: True      # predictions as georeferenced GeoTIFFs
-  metrics_only: False              # rescore existing predictions (with predict False)
-hyperparams:
-  num_epochs: 150
-  batch_size: 5
-  seed: 2025
-  learning_rate: 0.00005
-  optimizer: adamw                 # adamw / adam / sgd
-  optim_weight_decay: 0.01
-  optim_betas: [0.9, 0.999]
-  scheduler: one_cycle_lr          # one_cycle_lr / reduce_on_plateau / cycle_then_plateau
-  warmup_fraction: 0.2             # one_cycle_lr / cycle_then_plateau warm-up share of the steps, in [0,1]
-  plateau_patience: 10             # reduce_on_plateau patience (epochs)
-hardware:
-  accelerator: gpu                 # cpu / gpu / auto (Lightning)
-  num_nodes: 1
-  gpus_per_node: 1                 # devices per node
-  strategy: auto                   # auto / ddp / ddp_notebook / ddp_find_unused_parameters_true ...
-  num_workers:                     # DataLoader workers per process; empty / auto: the usable CPU cores shared by the node's processes
-  precision: auto                  # auto (bf16-mixed on CUDA, 32-true on CPU) / 32-true / bf16-mixed / 16-mixed (ours)
-saving:
-  ckpt_save_also_last: True
-  ckpt_weights_only: False
-  ckpt_monitor: val_miou           # val mIoU over the classes with non-zero weight
-  ckpt_monitor_mode: max           # min / max
-  ckpt_earlystopping_patience: 20
-  cp_csv_and_conf_to_output: True  # copy the split CSVs and the config into the run folder
-  enable_progress_bar: True
-  progress_rate: 10
-  ckpt_verbose: True
-  verbose_config: False
-modalities:
-  inputs: {AERIAL_RGBI: True, AERIAL-RLT_PAN: False, DEM_ELEV: False, SPOT_RGBI: False, SENTINEL2_TS: False,
-           SENTINEL1-ASC_TS: False, SENTINEL1-DESC_TS: False}
-  inputs_channels:                 # 1-based band indices; PAN and DEM always read all bands
-    AERIAL_RGBI: [4, 1, 2]
-    SPOT_RGBI: [4, 1, 2]
-    SENTINEL2_TS: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    SENTINEL1-ASC_TS: [1, 2]
-    SENTINEL1-DESC_TS: [1, 2]
-  aux_loss: {AERIAL_RGBI: False, AERIAL-RLT_PAN: False, DEM_ELEV: False, SPOT_RGBI: False, SENTINEL2_TS: False,
-             SENTINEL1-ASC_TS: False, SENTINEL1-DESC_TS: False}
-  aux_loss_weight: 1.5
-  modality_dropout: {AERIAL_RGBI: 0, AERIAL-RLT_PAN: 0, DEM_ELEV: 0, SPOT_RGBI: 0, SENTINEL2_TS: 0,
-                     SENTINEL1-ASC_TS: 0, SENTINEL1-DESC_TS: 0}   # per-modality probability in [0,1]
-  pre_processings:
-    filter_sentinel2: True
-    filter_sentinel2_max_cloud: 1          # cloud probability (0-100) a clear pixel may have
-    filter_sentinel2_max_snow: 1           # snow probability (0-100) a clear pixel may have
-    filter_sentinel2_max_frac_cover: 0.05  # share of non-clear pixels a kept date may have, in [0,1]
-    filter_sentinel2_empty_fallback: least_cloudy   # least_cloudy / empty (reference) / all
-    temporal_average_sentinel2: False      # False / monthly / semi-monthly
-    temporal_average_sentinel1: False
-    calc_elevation: True                   # DEM input as DSM - DTM (height above ground)
-    calc_elevation_stack_dsm: True         # ... stacked under the DSM: [DSM, DSM - DTM]
-    use_augmentation: False                # D4 flips/rotations on the training split
-  normalization:
-    norm_type: custom                      # custom (mean/std) / scaling (dtype range) / without
-    AERIAL_RGBI_means: [106.59, 105.66, 111.35]
-    AERIAL_RGBI_stds: [39.78, 52.23, 45.62]
-    AERIAL-RLT_PAN_means: [125.92]
-    AERIAL-RLT_PAN_stds: [38.45]
-    SPOT_RGBI_means: [433.26, 508.75, 467.77, 1137.03]
-    SPOT_RGBI_stds: [312.76, 284.61, 226.02, 543.11]
-    DEM_ELEV_means: [311.06, 311.06]
-    DEM_ELEV_stds: [537.55, 537.55]
-models:
-  monotemp_model:
-    arch: swin_base_patch4_window12_384-upernet   # "<encoder>-<decoder>"; timm names through tu-
-    new_channels_init_mode: random                # copy_first / copy_second / copy_third / random (channels beyond 3)
-  multitemp_model:
-    ref_date: '05-15'                  # MM-DD date offsets are counted from, in each date's year
-    encoder_widths: [64, 64, 64, 128]
-    decoder_widths: [32, 32, 64, 128]
-    out_conv: [32, 19]
-    str_conv_k: 3
-    str_conv_s: 1
-    str_conv_p: 1
-    agg_mode: att_group
-    encoder_norm: group
-    n_head: 16
-    d_model: 256
-    d_k: 4
-    pad_value: 0
-    padding_mode: reflect
-labels: [AERIAL_LABEL-COSIA]
-labels_configs:
-  AERIAL_LABEL-COSIA:
-    task_weight: 1
-    value_weights:
-      default: 1
-      default_exceptions: {15: 0, 16: 0, 17: 0, 18: 0}
-      per_modality_exceptions: {}
-  ALL_LABEL-LPIS:
-    task_weight: 1
-    label_channel_nomenclature: 1
-    value_weights:
-      default: 1
-      default_exceptions: {}
-      per_modality_exceptions: {}
-"""
-
 def _class_names(task: str) -> dict:
     from flairhub_nb.nomenclature import nomenclature
     return dict(enumerate(nomenclature(task).names))
 
+@functools.lru_cache(maxsize=1)
+def _defaults_text() -> str:
+    "The documented defaults file shipped in the package (`assets/defaults.yaml`)"
+    from importlib.resources import files
+    return (files('flairhub_nb')/'assets'/'defaults.yaml').read_text()
+
 def default_config() -> dict:
     "A fresh copy of the default training config (reference values)"
-    d = yaml.safe_load(DEFAULTS_YAML)
+    d = yaml.safe_load(_defaults_text())
     for t in TASKS: d['labels_configs'][t]['value_name'] = _class_names(t)
     return d
 
@@ -217,7 +104,8 @@ def _expanded_size(d: Any, budget: int=_MAX_NODES) -> int:
     "Number of values in `d` with every alias expanded, counting no further than `budget`"
     n, stack = 0, [d]
     while stack and n <= budget:
-        v = stack.pop(); n += 1
+        v = stack.pop()
+        n += 1
         if isinstance(v, dict): stack += list(v.values())
         elif isinstance(v, list): stack += v
     return n
@@ -246,7 +134,8 @@ def read_yaml_config(src: str|Path, # YAML file or folder of YAML files
         if not isinstance(d, dict): raise ConfigError([('', f"{f}: top level must be a mapping, got {type(d).__name__}")], f)
         dup = [(k, f"defined in both {origin[k].name} and {f.name}") for k in d if k in origin]
         if dup: raise ConfigError(dup, src)
-        merged.update(d); origin.update({k: f for k in d})
+        merged.update(d)
+        origin.update({k: f for k in d})
     return merged, (src if src.is_dir() else src.parent).resolve()
 
 # %% ../nbs/00_config.ipynb #1dda52cc
@@ -344,7 +233,8 @@ def override_path(key: str, # dotted key path, or the last segment of one when u
     "The full key path an override names; `ConfigError` for a key the schema does not have"
     if key in SHORT_OVERRIDES: return SHORT_OVERRIDES[key]
     if '.' in key:
-        d = {}; set_path(d, key, None)
+        d = {}
+        set_path(d, key, None)
         if not unknown_keys(d, default_config()): return key
         raise ConfigError([(key, "unknown key path in an override; check its spelling (`flairhub --check` lists every key)")])
     if key in default_config(): return key
@@ -354,7 +244,7 @@ def override_path(key: str, # dotted key path, or the last segment of one when u
     raise ConfigError([(key, "unknown override key; use a dotted key path (hyperparams.batch_size) or a short name")])
 
 # %% ../nbs/00_config.ipynb #7c53fbec
-TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'data_root', 'global_mtd_folder', 'ckpt_model_path')
+TRAIN_PATH_KEYS = ('out_folder', 'train_csv', 'val_csv', 'test_csv', 'data_root', 'global_mtd_folder', 'ckpt_model_path', 'packed_dir')
 
 def resolve_path(p: Any, # path as written in the config
                  base: Path|None, # the config file's folder
@@ -457,6 +347,8 @@ def _check_modality_keys(cfg, P):
         if mm and mm.group(1) not in MODALITIES: P.append((f'modalities.normalization.{k}', f"unknown modality {mm.group(1)!r}"))
     if not enabled_modalities(cfg): P.append(('modalities.inputs', "no modality is enabled"))
 
+
+# %% ../nbs/00_config.ipynb #0d805964
 def _check_channels(cfg, P):
     for m, ch in (_get(cfg, 'modalities.inputs_channels', {}) or {}).items():
         if m not in BAND_COUNTS: continue
@@ -467,6 +359,8 @@ def _check_channels(cfg, P):
                 P.append((f'{path}[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
         if len(set(ch)) != len(ch): P.append((path, f"repeated band index in {ch}"))
 
+
+# %% ../nbs/00_config.ipynb #c35c6837
 def _check_norm(cfg, P):
     norm = _get(cfg, 'modalities.normalization', {}) or {}
     if norm.get('norm_type') != 'custom': return
@@ -477,7 +371,8 @@ def _check_norm(cfg, P):
             v, path = norm.get(f'{m}_{s}'), f'modalities.normalization.{m}_{s}'
             if v is None: P.append((path, f"missing: norm_type custom needs {nch[m]} value(s) for {m}")); continue
             if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                P.append((path, f"expected a list of numbers, got {short(v)}")); continue
+                P.append((path, f"expected a list of numbers, got {short(v)}"))
+                continue
             if len(v) < nch[m]: P.append((path, f"{len(v)} value(s) for {nch[m]} selected channel(s) of {m}"))
             if s == 'stds' and any(x <= 0 for x in v): P.append((path, f"standard deviations must be > 0, got {v}"))
 
@@ -497,6 +392,7 @@ def surplus_norm_stats(cfg: dict, # merged training config
             msg += f"; if they are per-band statistics, channels {ch} would take {[means[c - 1] for c in ch]} / {[stds[c - 1] for c in ch]}"
         out.append(msg)
     return out
+
 
 # %% ../nbs/00_config.ipynb #899e2abb
 def _check_classes(cfg, P):
@@ -562,6 +458,8 @@ def _check_ranges(cfg, P):
     if mode is not None and mode not in ('copy_first', 'copy_second', 'copy_third', 'random'):
         P.append(('models.monotemp_model.new_channels_init_mode', f"{mode!r} is not one of ['copy_first', 'copy_second', 'copy_third', 'random']"))
 
+
+# %% ../nbs/00_config.ipynb #265cdb11
 _ACCELERATORS = ('cpu', 'gpu', 'cuda', 'mps', 'tpu', 'auto')  # Lightning's names (`Trainer(accelerator=...)`)
 
 def _lightning_strategies() -> list[str]:
@@ -573,6 +471,7 @@ def _check_hardware(cfg, P):
     if isinstance(acc, str) and acc not in _ACCELERATORS: P.append(('hardware.accelerator', f"{short(acc)} is not one of {list(_ACCELERATORS)}"))
     if isinstance(strat, str) and strat not in ('auto', 'ddp', 'ddp_notebook', 'ddp_spawn', 'fsdp', 'deepspeed') and strat not in _lightning_strategies():
         P.append(('hardware.strategy', f"{short(strat)} is not a Lightning strategy; e.g. auto, ddp, ddp_notebook, ddp_find_unused_parameters_true"))
+
 
 # %% ../nbs/00_config.ipynb #878567d5
 def _check_files(cfg, P):
@@ -627,7 +526,7 @@ def load_config(src: str|Path|dict, # YAML file, folder of YAML files, or a conf
     cfg = deep_merge(default_config(), user)
     for k in TRAIN_PATH_KEYS:
         v = cfg['paths'].get(k)
-        r = resolve_path(v, base, must_exist=k != 'out_folder')
+        r = resolve_path(v, base, must_exist=k not in ('out_folder', 'packed_dir'))
         if k == 'global_mtd_folder' and isinstance(r, str) and r and isinstance(v, str) and v.endswith('/') and not r.endswith('/'): r += '/'
         cfg['paths'][k] = r
     P = validate_config(cfg, check_files) if validate else []
@@ -643,19 +542,24 @@ def dump_config(cfg: dict, # config to write
                 path: str|Path, # destination YAML
                ) -> Path:
     "Write `cfg` as YAML atomically (temp name, then rename)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + '.part')
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)); os.replace(tmp, path)
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    os.replace(tmp, path)
     return path
 
 # %% ../nbs/00_config.ipynb #7de9de48
 ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversion=True, use_gpu=True, batch_size=1,
                       num_worker=0, img_pixels_detection=2048, margin=512, output_px_meters=0.2,
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
-                      stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True)
+                      stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True,
+                      cell_px=8192, engine='local', workers=1, mosaic='cog')  # work units: cell side, engine, workers, mosaic
 ZONAL_REQUIRED = ('output_path', 'output_name', 'model_weights', 'modalities', 'tasks')
-ZONAL_ENUMS = {'output_type': ('argmax', 'class_prob'), 'stitching': ('blend', 'crop')}
-_ZONAL_INTS = {'img_pixels_detection': 1, 'batch_size': 1, 'margin': 0, 'num_worker': 0, 'max_strip_px': 1}  # key: smallest value
+ZONAL_ENUMS = {'output_type': ('argmax', 'class_prob'), 'stitching': ('blend', 'crop'), 'engine': ('local', 'submitit', 'ray'),
+               'mosaic': ('cog', 'vrt')}
+_ZONAL_INTS = {'img_pixels_detection': 1, 'batch_size': 1, 'margin': 0, 'num_worker': 0, 'max_strip_px': 1, 'cell_px': 1,
+               'workers': 1}  # key: smallest value
 _ZONAL_FLAGS = ('write_dataframe', 'cog_conversion', 'use_gpu', 'resume', 'amp', 'cpu_bf16', 'channels_last')
 _ZONAL_BLOCK = {'input_img_path', 'channels', 'normalization', 'calc_elevation', 'calc_elevation_stack_dsm', 'dates_txt',
                 'filter_clouds', 'filter_clouds_img_path', 'temporal_average', 'average_period',
@@ -985,3 +889,10 @@ def zonal_training_config(zcfg: dict, # resolved zonal config
 def zonal_model_spec(zcfg: dict) -> ModelSpec:
     "The `ModelSpec` of the model a resolved zonal config names"
     return model_spec(zonal_training_config(zcfg), resolved=True)
+
+# %% ../nbs/00_config.ipynb #e092b54f
+def zonal_enabled(zcfg: dict, # a zonal config, raw or resolved
+                 ) -> list[str]:
+    "The modalities a zonal config enables (`modalities.inputs`), in `MODALITIES` order"
+    inputs = (zcfg.get('modalities') or {}).get('inputs') or {}
+    return [m for m in MODALITIES if inputs.get(m)]

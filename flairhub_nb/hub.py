@@ -64,7 +64,8 @@ class LocalMirror:
         if not src.is_file(): raise FileNotFoundError(f"{src}: not in the local mirror")
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + '.part')
-        shutil.copyfile(src, part); os.replace(part, dest)
+        shutil.copyfile(src, part)
+        os.replace(part, dest)
         return dest
     def __str__(self): return f"local mirror {self.root}"
 
@@ -119,7 +120,8 @@ def make_local_mirror(root: Path|str, # folder to create the mirror in
                       seed: int=0, # seed of the pixel values
                      ) -> Path:
     "Write a small dataset repository (`root/data/<stem>.zip`) for offline use and tests"
-    data = Path(root)/'data'; data.mkdir(parents=True, exist_ok=True)
+    data = Path(root)/'data'
+    data.mkdir(parents=True, exist_ok=True)
     for i, stem in enumerate(stems):
         with zipfile.ZipFile(data/f'{stem}.zip', 'w') as zf:
             if stem.startswith('GLOBAL_'):
@@ -159,7 +161,8 @@ def extract_zip(zip_path: Path|str, # the zip to extract
         if target.exists(): shutil.rmtree(target)
         os.replace(src, target)
     finally: shutil.rmtree(tmp, ignore_errors=True)
-    marker.parent.mkdir(exist_ok=True); marker.write_text(f'{zip_path.name} {zip_path.stat().st_size}\n')
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(f'{zip_path.name} {zip_path.stat().st_size}\n')
     return target
 
 # %% ../nbs/60_hub.ipynb #802241cc
@@ -277,7 +280,8 @@ def download(self: HubCatalog,
             ) -> pd.DataFrame:
     "Download (resumably) and extract the selected zips into `out_dir`"
     from tqdm.auto import tqdm
-    out_dir = Path(out_dir); zips_dir = out_dir/ZIPS_SUBDIR
+    out_dir = Path(out_dir)
+    zips_dir = out_dir/ZIPS_SUBDIR
     total, done, report = self.total_size, 0, []
     bar = tqdm(total=total, unit='B', unit_scale=True, desc='FLAIR-HUB', disable=not progress)
     try:
@@ -293,9 +297,11 @@ def download(self: HubCatalog,
                         raise OSError(f"{got}: {got.stat().st_size} bytes downloaded, {r.size} expected from {self.source}")
                 unzipped = 'no'
                 if extract:
-                    extract_zip(zpath, out_dir); unzipped = 'extracted'
+                    extract_zip(zpath, out_dir)
+                    unzipped = 'extracted'
                     if not keep_zips: zpath.unlink()
-            done += r.size; bar.update(r.size)
+            done += r.size
+            bar.update(r.size)
             if on_progress: on_progress(done, total, r.name)
             report.append(dict(name=r.name, zip=fetched, extraction=unzipped, folder=str(out_dir/stem) if extract else ''))
     finally: bar.close()
@@ -342,7 +348,8 @@ def _update(self: DownloaderPanel, change=None):
 def _download(self: DownloaderPanel, button=None) -> pd.DataFrame|None:
     def show(done, total, name):
         self.progress.value = done/total if total else 1.0
-        self.progress.description = f"{100*self.progress.value:.0f} %"; self.status.value = f"done: {name}"
+        self.progress.description = f"{100*self.progress.value:.0f} %"
+        self.status.value = f"done: {name}"
     self.button.disabled = True
     try: rep = self.selection().download(self.out_dir.value, progress=False, on_progress=show)
     except Exception as e: self.status.value = f"<span style='color:red'>error: {e}</span>"; return None
@@ -397,13 +404,15 @@ def main(argv: list[str]|None=None, # command-line arguments; `sys.argv[1:]` whe
         sel = cat.filter(_split(a.domain), _split(a.year), _split(a.modality), _split(a.data_type), not a.no_metadata)
         if a.list:
             print(sel.files[['name', 'domain', 'year', 'modality', 'data_type', 'size']].to_string(index=False))
-            print(f"{len(sel)} zip(s), {human_size(sel.total_size)}"); return 0
+            print(f"{len(sel)} zip(s), {human_size(sel.total_size)}")
+            return 0
         if a.out is None: raise ValueError("--out DIR is needed to download (or use --list)")
         if not any((a.domain, a.year, a.modality, a.data_type, a.all)):
             raise ValueError(f"refusing to download all {len(sel)} zips ({human_size(sel.total_size)}) without a filter; "
                              "pass --all to do it")
         rep = sel.download(a.out, extract=not a.no_extract, keep_zips=not a.remove_zips)
-        print(rep.to_string(index=False)); print(f"{len(rep)} zip(s) ready in {a.out}")
+        print(rep.to_string(index=False))
+        print(f"{len(rep)} zip(s) ready in {a.out}")
         return 0
     except Exception as e:
         if not is_connection_error(e): return _other_error(e)

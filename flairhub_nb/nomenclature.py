@@ -41,7 +41,8 @@ class Nomenclature:
     def num_classes(self) -> int: return len(self.names)
     def rgb(self, i: int) -> tuple:
         "Colour of class `i` as an (r,g,b) tuple of ints"
-        h = self.colours[i].lstrip('#'); return tuple(int(h[k:k+2], 16) for k in (0, 2, 4))
+        h = self.colours[i].lstrip('#')
+        return tuple(int(h[k:k+2], 16) for k in (0, 2, 4))
     def _repr_markdown_(self):
         rows = '\n'.join(f"| {i} | {n} | `{c}` |" for i, (n, c) in enumerate(zip(self.names, self.colours)))
         return f"**{self.task}** ({self.num_classes} classes)\n\n| value | class | colour |\n|---|---|---|\n{rows}"

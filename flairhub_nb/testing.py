@@ -6,7 +6,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/testing.html.md"""
 
 # %% ../nbs/02_testing.ipynb #27b4faff
 from __future__ import annotations
-import os, gzip, tempfile
+import os, gzip
 from pathlib import Path
 
 # %% auto #0

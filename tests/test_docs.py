@@ -85,7 +85,8 @@ def site(tmp_path_factory):
     proj = tmp/'proj'; (proj/'nbs').mkdir(parents=True)
     shutil.copy2(ROOT/'pyproject.toml', proj)
     shutil.copytree(ROOT/'flairhub_nb', proj/'flairhub_nb', ignore=shutil.ignore_patterns('__pycache__'))
-    for f in ('01_nomenclature.ipynb', '02_testing.ipynb', '50_viz.plots.ipynb', '60_hub.ipynb', '_quarto.yml', 'nbdev.yml', 'styles.css'):
+    for f in ('01_nomenclature.ipynb', '50_viz.plots.ipynb', '51_viz.maps.ipynb', '60_hub.ipynb', '_quarto.yml',
+              'nbdev.yml', 'sidebar.yml', 'styles.css'):
         if (ROOT/'nbs'/f).exists(): shutil.copy2(ROOT/'nbs'/f, proj/'nbs'/f)
     idx = ROOT/'nbs'/'index.ipynb'
     if idx.exists(): shutil.copy2(idx, proj/'nbs'/'index.ipynb')
@@ -101,21 +102,33 @@ def site(tmp_path_factory):
                                     v4.new_code_cell('#| export\ndef f() -> int:\n    "Return one"\n    return 1'),
                                     v4.new_code_cell('import os\nprint(name_from_another_cell)')])
     nbformat.write(unproc, proj/'nbs'/'98_unprocessable.ipynb')
-    r = build(proj, '--execute', '50_viz.plots.ipynb', '--execute', '02_testing.ipynb', '--execute', '99_broken.ipynb')
-    assert r.returncode == 0, r.stderr[-4000:]
+    r = build(proj, '--execute', '50_viz.plots.ipynb', '--execute', '51_viz.maps.ipynb', '--execute', '01_nomenclature.ipynb',
+              '--execute', '99_broken.ipynb')
     return tmp, proj, proj/'_docs', r
+
+
+FAILED_PAGES = ('broken.html', 'unprocessable.html')  # the two notebooks made to fail
+
+
+def test_build_fails_when_a_page_fails(site):
+    "The site is written, but the build exits non-zero naming the failed notebooks"
+    tmp, proj, docs, r = site
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    last = [l for l in r.stderr.splitlines() if 'ERROR:' in l]
+    assert last and '2 of 7 pages failed' in last[-1] and '99_broken.ipynb' in last[-1] and '98_unprocessable.ipynb' in last[-1], last
 
 
 def test_site_files_and_report(site):
     tmp, proj, docs, r = site
-    for page in ('index.html', 'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html', 'unprocessable.html'):
+    for page in ('index.html', 'nomenclature.html', 'viz.plots.html', 'viz.maps.html', 'hub.html', 'broken.html',
+                 'unprocessable.html'):
         assert (docs/page).exists(), sorted(p.name for p in docs.iterdir())
     rep = json.loads((docs/'build_report.json').read_text())
-    assert rep['50_viz.plots.ipynb']['executed'] and rep['02_testing.ipynb']['executed']
+    assert rep['50_viz.plots.ipynb']['executed'] and rep['01_nomenclature.ipynb']['executed'] and rep['51_viz.maps.ipynb']['executed']
     assert not rep['60_hub.ipynb']['executed'] and rep['60_hub.ipynb']['error'] is None
     assert 'boom: injected failure' in rep['99_broken.ipynb']['error']
     assert 'name_from_another_cell' in rep['98_unprocessable.ipynb']['processing_error']
-    assert rep['50_viz.plots.ipynb']['processing_error'] is None
+    assert rep['50_viz.plots.ipynb']['processing_error'] is None and rep['51_viz.maps.ipynb']['processing_error'] is None
 
 
 def test_index_in_chromium(site):
@@ -123,7 +136,7 @@ def test_index_in_chromium(site):
     shot = ARTEFACTS/'index.png'
     dom = browse(docs/'index.html', tmp, shot)
     links = set(re.findall(r"href=['\"]([^'\"#]+\.html)", dom))
-    assert {'nomenclature.html', 'testing.html', 'viz.plots.html', 'hub.html', 'broken.html'} <= links, links
+    assert {'nomenclature.html', 'viz.plots.html', 'viz.maps.html', 'hub.html', 'broken.html'} <= links, links
     txt = text_of(dom)
     idx_src = ''.join(c.source for c in nbformat.read(proj/'nbs'/'index.ipynb', as_version=4).cells if c.cell_type == 'markdown')
     first_prose = next(l for l in idx_src.splitlines() if l.strip() and not l.startswith(('#', '>', '!', '<', '|', '`')))
@@ -180,3 +193,90 @@ def test_full_site(tmp_path):
     assert set(rep) == nbs, set(rep) ^ nbs
     dom = browse(out/'index.html', tmp_path, ARTEFACTS/'full_index.png')
     assert all(re.search(rf"href=['\"]{re.escape(n)}", dom) for n in ('viz.plots.html', 'hub.html'))
+
+
+def test_every_page_has_outputs_and_no_error(site):
+    "Every page but the two made to fail shows rendered outputs, no traceback, no ANSI codes, no machine path"
+    tmp, proj, docs, r = site
+    pages = sorted(p.name for p in docs.glob('*.html'))
+    assert len(pages) == 7, pages
+    for name in pages:
+        raw = (docs/name).read_text()
+        assert '\x1b[' not in raw and '[0;31m' not in raw, f"{name}: ANSI escape codes"
+        for path in {str(proj), str(proj.resolve()), str(ROOT), str(Path.home())}:
+            assert path not in raw, f"{name}: machine path {path}"
+        if name in FAILED_PAGES: continue
+        dom = browse(docs/name, tmp)
+        assert 'jp-OutputArea-output' in dom, f"{name}: no rendered output"
+        txt = text_of(dom)
+        assert 'Traceback' not in txt and 'Error:' not in txt and 'could not process' not in txt, (name, txt[:2000])
+
+
+def test_failed_page_banner_is_clean(site):
+    "The failure note of a broken page: the error's last line, without colour codes or the builder's paths"
+    tmp, proj, docs, r = site
+    raw = (docs/'broken.html').read_text()
+    note = re.search(r"<div class=[\"']fh-note[\"']>(.*?)</div>", raw, flags=re.DOTALL).group(1)
+    assert 'boom: injected failure' in note and '\x1b' not in note and '[0;' not in note, note
+    assert str(proj) not in note and '/' not in note.split('(')[-1], note
+
+
+def test_widget_page_renders_offline(site):
+    "viz.maps: the map widget renders from the state saved in the page, with the bundled manager and no request off the machine"
+    from playwright.sync_api import sync_playwright
+    from test_explore import CHROMIUM_ARGS, chromium_path
+    tmp, proj, docs, r = site
+    raw = (docs/'viz.maps.html').read_text()
+    assert 'application/vnd.jupyter.widget-state+json' in raw and '_static/widgets/html-manager/embed-amd.js' in raw
+    assert (docs/'_static'/'widgets'/'html-manager'/'embed-amd.js').is_file()
+    assert (docs/'_static'/'widgets'/'jupyter-leaflet'/'index.js').is_file()
+    remote = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={'width': 1280, 'height': 1600})
+        def route(rt):
+            u = rt.request.url
+            if u.startswith(('file:', 'data:', 'blob:')): return rt.continue_()
+            if not u.startswith(('http://127.0.0.1', 'http://localhost')): remote.append(u)  # the tile server is gone: local only
+            return rt.abort()
+        page.route('**/*', route)
+        try:
+            page.goto((docs/'viz.maps.html').as_uri())
+            page.wait_for_selector('.leaflet-container', timeout=60000)
+            page.wait_for_function("""() => [...document.querySelectorAll('img.leaflet-image-layer')]
+                                      .some(i => i.complete && i.naturalWidth > 0)""", timeout=60000)
+            n_maps = page.evaluate("() => document.querySelectorAll('.leaflet-container').length")
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            page.locator('.leaflet-container').first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTEFACTS/'viz.maps.png'))
+        finally:
+            browser.close()
+    assert n_maps >= 1, n_maps
+    assert not remote, remote[:10]
+
+
+def _source_notebooks() -> set[str]:
+    nbs = ROOT/'nbs'
+    return {p.relative_to(nbs).as_posix() for p in nbs.rglob('*.ipynb') if not any(x.startswith(('_', '.')) for x in p.relative_to(nbs).parts)}
+
+
+def test_sidebar_lists_every_notebook_with_tutorials_first():
+    "nbs/sidebar.yml (custom_sidebar = true): every notebook once; the tutorials in their own section, before the API pages"
+    sys.path.insert(0, str(ROOT/'tools'))
+    from build_docs import sidebar_order
+    order = sidebar_order(ROOT/'nbs')
+    assert set(order) == _source_notebooks(), set(order) ^ _source_notebooks()
+    tutorials = [k for k, (_, sec) in sorted(order.items(), key=lambda kv: kv[1][0]) if sec == 'Tutorials']
+    assert tutorials[:2] == ['train.ipynb', 'explore.ipynb'] and 'tutorials/zonal.ipynb' in tutorials, tutorials
+    assert all(order[t][0] < order['00_config.ipynb'][0] for t in tutorials)
+    assert 'custom_sidebar = true' in (ROOT/'pyproject.toml').read_text()  # nbdev-docs keeps our sidebar.yml
+
+
+def test_offline_sidebar_follows_sidebar_yml(site):
+    "The offline site's sidebar has the sections of nbs/sidebar.yml (pages it does not list fall back to their number)"
+    tmp, proj, docs, r = site
+    raw = (docs/'index.html').read_text()
+    groups = re.findall(r"<li class='fh-group'>([^<]+)</li>", raw)
+    assert groups[:4] == ['Home', 'Core', 'Visualisation', 'Hub'], groups
+    nav = raw[raw.index("id='fh-sidebar'"):raw.index('</nav>')]
+    assert nav.index('nomenclature.html') < nav.index('viz.plots.html') < nav.index('hub.html'), nav

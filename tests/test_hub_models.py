@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest, torch, yaml
 from flairhub_nb.testing import reference_dir
 from flairhub_nb.toy.hub import make_hub_cache
-from flairhub_nb.models.hub import pretrained_files, pretrained_config, pretrained_zonal_config
+from flairhub_nb.models.hub import pretrained_files, pretrained_config
 from flairhub_nb.models.fusion import FlairHubModel
-from flairhub_nb.config import model_spec, load_zonal_config, zonal_model_spec
+from flairhub_nb.config import model_spec
 
 os.environ['HF_HUB_OFFLINE'] = '1'
 MAN = reference_dir()/'checkpoint_manifests'
@@ -78,3 +78,18 @@ def test_model_option_on_both_commands(tmp_path):
     assert 'inputs.SPOT_RGBI: True' in r.stdout and 'ckpt_model_path: ' in r.stdout and 'inputs.AERIAL_RGBI: False' in r.stdout
     r = _run(['flairhub', '--config', str(tmp_path/'train.yaml'), '--model', 'IGNF/FLAIR-HUB_NOPE', '--check'], cache, tmp_path)
     assert r.returncode == 1 and 'not in the Hugging Face cache' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+
+def test_surplus_spot_statistics_as_the_reference_used_them():
+    "LC-I's shipped config: four per-band SPOT means for channels [4,1,2]; the reference normalised with the first three"
+    import warnings
+    from flairhub_nb.config import data_settings, load_config
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        cfg = load_config(MAN/'LC-I.config.yaml', check_files=False)
+    st = data_settings(cfg, resolved=True)
+    raw = yaml.safe_load((MAN/'LC-I.config.yaml').read_text())['modalities']['normalization']
+    n = len(raw['SPOT_RGBI_means']) - 1  # 3 selected channels
+    assert st.channels['SPOT_RGBI'] == [4, 1, 2]
+    assert st.norm_stats['SPOT_RGBI'] == (raw['SPOT_RGBI_means'][:n], raw['SPOT_RGBI_stds'][:n])
+    assert sum('SPOT_RGBI_means/_stds' in str(x.message) for x in w) == 1

@@ -53,3 +53,40 @@ def test_killed_run_leaves_no_complete_looking_file(tmp_path):
     r = subprocess.run([PY, '-c', code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path/'toy_dataset.json').exists() and not list(tmp_path.rglob('*.part'))
+
+
+def test_committed_configs_check_after_flairhub_toy(tmp_path):
+    "configs/train_toy.yaml, configs/train_toy/ and configs/zonal_toy.yaml pass --check once flairhub_toy wrote toy_data/"
+    import shutil
+    from flairhub_nb.cli import flairhub_main, zonal_main
+    from flairhub_nb.testing import repo_root
+    shutil.copytree(repo_root()/'configs', tmp_path/'configs')
+    r = run_cli(str(tmp_path/'toy_data'), '--n-train', '2', '--n-val', '1', '--n-test', '1', '--patch-px', '32', '--workers', '0',
+                '--no-progress', '--zone', '--zone-size-m', '150', '--zone-gsd', '1.6', '--zone-modalities', 'AERIAL_RGBI,SENTINEL2_TS')
+    assert r.returncode == 0, r.stderr
+    for cfg in ('train_toy.yaml', 'train_toy'):
+        assert flairhub_main(['--config', str(tmp_path/'configs'/cfg), '--check']) == 0, cfg
+    (tmp_path/'toy_data'/'results'/'toy'/'checkpoints').mkdir(parents=True)
+    (tmp_path/'toy_data'/'results'/'toy'/'checkpoints'/'last.ckpt').write_bytes(b'')  # what a training run leaves
+    assert zonal_main(['--config', str(tmp_path/'configs'/'zonal_toy.yaml'), '--check']) == 0
+
+
+def test_committed_configs_fail_check_without_toy_data(tmp_path, capsys):
+    import shutil
+    from flairhub_nb.cli import flairhub_main
+    from flairhub_nb.testing import repo_root
+    shutil.copytree(repo_root()/'configs', tmp_path/'configs')
+    assert flairhub_main(['--config', str(tmp_path/'configs'/'train_toy.yaml'), '--check']) == 1
+    assert 'paths.train_csv: ../toy_data/csv/FLAIR-HUB_TOY-DATASET_TRAIN.csv: file not found' in capsys.readouterr().err
+
+
+def test_write_config_flags(tmp_path):
+    r = run_cli(str(tmp_path/'t'), '--n-train', '2', '--n-val', '1', '--n-test', '1', '--patch-px', '32', '--workers', '0',
+                '--no-progress', '--write-config', str(tmp_path/'c'/'train.yaml'), '--config-modalities', 'AERIAL_RGBI')
+    assert r.returncode == 0, r.stderr
+    from flairhub_nb.config import load_config
+    cfg = load_config(tmp_path/'c'/'train.yaml')
+    assert [m for m, on in cfg['modalities']['inputs'].items() if on] == ['AERIAL_RGBI']
+    assert cfg['paths']['val_csv'] == str((tmp_path/'t'/'csv'/'FLAIR-HUB_TOY-DATASET_VALID.csv').resolve())
+    r = run_cli(str(tmp_path/'t'), '--no-progress', '--write-zonal-config', str(tmp_path/'z.yaml'))
+    assert r.returncode == 2 and r.stderr.strip() == 'flairhub_toy: error: --write-zonal-config needs --zone'

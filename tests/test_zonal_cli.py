@@ -60,7 +60,8 @@ def test_reference_config_end_to_end(zone):
     with rasterio.open(f) as ds, rasterio.open(paths['AERIAL_RGBI']) as src:
         assert (ds.crs, ds.transform, ds.width, ds.height) == (src.crs, src.transform, src.width, src.height)
         assert ds.read(1).max() < 19
-    assert not (d / 'out' / '.toy.parts').exists()
+    assert (d / 'out' / f'toy_{TASK}_argmax.vrt').is_file() and (d / 'out' / 'toy_cells.gpkg').is_file()
+    assert not (d / 'out' / '.toy.units.lock').exists()
 
 
 def test_class_prob_and_coarser_output(zone):
@@ -107,22 +108,21 @@ def test_bad_inputs_exit_1(zone, case):
 
 def test_kill_and_resume(zone):
     d, _, cfg, _ = zone
-    c = {**cfg, 'output_name': 'killed'}
-    prog = d / 'out' / '.killed.parts' / 'progress_rank0.json'
+    c = {**cfg, 'output_name': 'killed', 'cell_px': 96}  # one tile per cell: 12 cells
+    units = d / 'out' / '.killed.units'
     proc = _cli(c, d, 'killed', wait=False)
-    t0, done = time.time(), []
+    t0 = time.time()
     while time.time() - t0 < 300 and proc.poll() is None:
-        if prog.exists():
-            try: done = json.loads(prog.read_text())['done']
-            except (json.JSONDecodeError, KeyError): done = []
-            if len(done) >= 3: break
+        if len(list(units.glob('*.done'))) >= 3: break
         time.sleep(0.02)
     assert proc.poll() is None, 'the run finished before it could be interrupted'
     proc.send_signal(signal.SIGKILL); proc.wait()
     final = d / 'out' / f'killed_{TASK}_argmax.tif'
     assert not final.exists()                       # nothing that looks complete
+    assert (d / 'out' / '.killed.units.lock').exists()  # the killed run's lock: taken over (same host, dead pid)
     r = _cli(c, d, 'killed')
     assert r.returncode == 0, r.stderr
+    assert 'lock of dead process' in r.stderr
     with rasterio.open(final) as a, rasterio.open(d / 'out' / f'toy_{TASK}_argmax.tif') as b:
         assert np.array_equal(a.read(1), b.read(1))
 

@@ -16,8 +16,11 @@ What it does (and why):
    cells `nbdev-test` runs by default, so they are expected to finish in well under ~90 s each), with a per-cell
    timeout. Their outputs are copied onto the matching cells of the processed notebook. `--execute GLOB` limits which
    notebooks are run (default: all); `--no-execute` runs none. A notebook that fails or times out is rendered
-   without outputs, with a note at the top of its page saying so; the build still succeeds (the failure is printed,
-   and `--strict` turns it into a non-zero exit). Notebooks not executed still show prose and API docs.
+   without outputs, with a note at the top of its page saying so; the whole site is still written (so the failure
+   can be read in its page), but the build then **exits non-zero** naming the failed pages (`--keep-going` exits 0).
+   Notes and outputs carry no ANSI colour codes and no path of the building machine (the project root, the
+   Python prefix and the home folder are replaced by relative or neutral names). Notebooks not executed still show
+   prose and API docs.
 3. Renders every processed notebook to HTML with nbconvert's `HTMLExporter` (lab template, figures inlined as
    PNG data), quarto cell options honoured (`echo: false`, `output: false`, `include: false`), quarto-only link
    attributes removed, links to the published site made relative, and a sidebar linking every page. `index.ipynb`
@@ -50,6 +53,31 @@ _DIRECTIVE = re.compile(r'^\s*#\s*\|\s*(.*)$')
 def log(*a): print('[build_docs]', *a, file=sys.stderr, flush=True)
 
 
+_ANSI = re.compile(r'\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]')
+
+
+def strip_ansi(text: str) -> str:
+    "Text without ANSI escape sequences (terminal colours in tracebacks and progress bars)"
+    return _ANSI.sub('', text)
+
+
+_EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>')
+
+
+def offline_page(page: str) -> str:
+    "A page without scripts loaded from other hosts (nbconvert's MathJax from a CDN): the site works offline"
+    return _EXTERNAL_SCRIPT.sub('', page)
+
+
+def scrub_paths(text: str, root: Path) -> str:
+    "Text without the building machine's paths: project root -> relative, Python prefix -> <python>, home -> ~"
+    for prefix, name in ((str(Path(root).resolve()), '.'), (str(Path(sys.prefix).resolve()), '<python>'),
+                         (sys.prefix, '<python>'), (str(Path.home()), '~')):
+        if prefix and prefix not in ('/', '.'):
+            text = text.replace(prefix + '/', '' if name == '.' else name + '/').replace(prefix, name)
+    return text
+
+
 # ----------------------------------------------------------------------------------------------------------- config
 def nbdev_cfg(root: Path):
     "nbdev's config for the project at `root` (read with `root` as working directory)"
@@ -72,7 +100,7 @@ def _proc_one(args) -> str | None:
         return None
     except BaseException as e:  # noqa: BLE001 (a notebook's own error, reported per page)
         Path(dst).unlink(missing_ok=True)
-        lines = [l for l in str(e).strip().splitlines() if l.strip()]
+        lines = [l for l in strip_ansi(str(e)).strip().splitlines() if l.strip()]
         return f"{type(e).__name__}: {lines[-1] if lines else ''}"
 
 
@@ -186,8 +214,8 @@ def execute(nb_path: Path, skip_flags, timeout: int) -> tuple[nbformat.NotebookN
         NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nb_path.parent)}}).execute()
         return nb, None, time.perf_counter() - t0
     except Exception as e:
-        msg = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        return None, msg, time.perf_counter() - t0
+        lines = [l for l in strip_ansi(str(e)).strip().splitlines() if l.strip()]
+        return None, f"{type(e).__name__}: {lines[-1] if lines else ''}", time.perf_counter() - t0
     finally:
         if env_backend is not None: os.environ['MPLBACKEND'] = env_backend
 
@@ -204,6 +232,52 @@ def transfer_outputs(executed, processed) -> int:
         if hits:
             src = hits.pop(0); c.outputs = copy.deepcopy(src.outputs); c.execution_count = src.get('execution_count'); n += 1
     return n
+
+
+# ---------------------------------------------------------------------------------------------------------- widgets
+HTML_MANAGER, REQUIREJS = '@jupyter-widgets/html-manager@1.0.15', 'requirejs@2.3.8'
+WIDGETS_DIR = '_static/widgets'
+
+
+def _npm_file(spec: str, member: str, cache: Path) -> Path | None:
+    "A file of an npm package (`npm pack` into `cache`, once); None when npm is missing or fails"
+    import subprocess
+    import tarfile
+    name = spec.rsplit('@', 1)[0].lstrip('@').replace('/', '-') + '-' + spec.rsplit('@', 1)[1] + '.tgz'
+    tgz = cache/name
+    if not tgz.exists():
+        if not shutil.which('npm'): return None
+        cache.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(['npm', 'pack', spec, '--silent', '--pack-destination', str(cache)], capture_output=True, text=True)
+        if r.returncode or not tgz.exists(): log(f"npm pack {spec} failed: {r.stderr.strip()[-300:]}"); return None
+    dest = cache/name.removesuffix('.tgz')
+    if not (dest/member).exists():
+        with tarfile.open(tgz) as t: t.extractall(dest, filter='data')
+    return dest/member
+
+
+def vendor_widgets(out: Path, cache: Path) -> dict | None:
+    """Copy a widget manager into the site, so pages with widget state render their widgets with no CDN: the
+    @jupyter-widgets/html-manager AMD bundle and require.js from the npm registry (cached), and the AMD bundles of the
+    widget libraries installed in this Python (`share/jupyter/nbextensions/<name>/index.js`: jupyter-leaflet, ...).
+    Returns the exporter settings and the require.js paths, or None when npm is not available."""
+    embed, req = _npm_file(HTML_MANAGER, 'package/dist/embed-amd.js', cache), _npm_file(REQUIREJS, 'package/require.js', cache)
+    if embed is None or req is None: return None
+    dst = out/WIDGETS_DIR
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(embed.parent, dst/'html-manager', ignore=shutil.ignore_patterns('*.map'))
+    shutil.copy2(req, dst/'require.js')
+    paths = {}
+    for d in sorted((Path(sys.prefix)/'share'/'jupyter'/'nbextensions').glob('*/index.js')):
+        shutil.copytree(d.parent, dst/d.parent.name, ignore=shutil.ignore_patterns('*.map'), dirs_exist_ok=True)
+        paths[d.parent.name] = f'{WIDGETS_DIR}/{d.parent.name}/index'
+    return dict(require_js_url=f'{WIDGETS_DIR}/require.js', widget_renderer_url=f'{WIDGETS_DIR}/html-manager/embed-amd.js',
+                paths=paths)
+
+
+def require_config(paths: dict) -> str:
+    "A script telling require.js where the vendored widget libraries are (the manager asks require.js first)"
+    return f"<script>require.config({{paths: {json.dumps(paths)}}});</script>"
 
 
 # ----------------------------------------------------------------------------------------------------------- render
@@ -227,7 +301,7 @@ def prepare(nb, site_url: str | None, note: str | None = None) -> nbformat.Noteb
     fm = front_matter(nb)
     cells = []
     head = f"# {fm.get('title', '')}\n\n" + (f"> {fm['description']}\n" if fm.get('description') else '')
-    if note: head += f"\n<div class='fh-note'>{html.escape(note)}</div>\n"
+    if note: head += f"\n<div class='fh-note'>{html.escape(strip_ansi(note))}</div>\n"
     if fm.get('title'): cells.append(nbformat.v4.new_markdown_cell(head))
 
     def fix(text: str) -> str:
@@ -254,6 +328,10 @@ def prepare(nb, site_url: str | None, note: str | None = None) -> nbformat.Noteb
         c.metadata['tags'] = sorted(tags)
         c.source = strip_directives(c.source)
         for o in c.get('outputs', []):
+            if 'text' in o: o['text'] = strip_ansi(''.join(o['text']) if isinstance(o['text'], list) else o['text'])
+            if 'traceback' in o: o['traceback'] = [strip_ansi(t) for t in o['traceback']]
+            if 'text/plain' in o.get('data', {}):
+                v = o['data']['text/plain']; o['data']['text/plain'] = strip_ansi(''.join(v) if isinstance(v, list) else v)
             for k in ('text/markdown', 'text/html'):
                 if k in o.get('data', {}):
                     v = o['data'][k]; o['data'][k] = fix(''.join(v) if isinstance(v, list) else v)
@@ -304,8 +382,23 @@ def group_of(name: str) -> str:
             '6': 'Hub'}.get(m.group(1)[0], 'Modules')
 
 
+def sidebar_order(nbs: Path) -> dict[str, tuple[int, str]]:
+    "{notebook path relative to nbs/: (position, section)} from the quarto sidebar `nbs/sidebar.yml` (empty without one)"
+    import yaml
+    f = nbs/'sidebar.yml'
+    if not f.is_file(): return {}
+    out: dict[str, tuple[int, str]] = {}
+    def walk(items, section):
+        for it in items or []:
+            if isinstance(it, str): out.setdefault(it, (len(out), section))
+            elif isinstance(it, dict) and 'contents' in it: walk(it['contents'], it.get('section', section))
+            elif isinstance(it, dict) and 'href' in it: out.setdefault(it['href'], (len(out), it.get('text', section)))
+    walk(((yaml.safe_load(f.read_text()) or {}).get('website') or {}).get('sidebar', {}).get('contents'), 'Home')
+    return out
+
+
 def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int,
-                strict: bool) -> dict:
+                root: Path) -> dict:
     from nbconvert import HTMLExporter
     from traitlets.config import Config
     site_url = f"{cfg.doc_host}{cfg.doc_baseurl}" if cfg.get('doc_host') else None
@@ -317,6 +410,7 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
     with ThreadPoolExecutor(max(1, workers)) as ex:
         results = dict(zip(todo, ex.map(lambda p: execute(p, skip_flags, timeout), todo)))
     pages, report = [], {}
+    order = sidebar_order(nbs)  # sections and order of the quarto sidebar, when the project has one
     for p in srcs:
         perr = proc_failed.get(str(rel[p]))
         if perr is None and not (proc/rel[p]).exists(): perr = 'not processed (added during the build?)'
@@ -326,28 +420,38 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
         if p in results:
             executed, err, secs = results[p]
             if err: notes.append(f"Outputs not shown: executing this notebook failed ({err})."); log(f"FAILED {rel[p]} after {secs:.0f} s: {err}")
-            else: n = transfer_outputs(executed, nb); log(f"executed {rel[p]} in {secs:.1f} s ({n} cells with outputs)")
+            else:
+                n = transfer_outputs(executed, nb); log(f"executed {rel[p]} in {secs:.1f} s ({n} cells with outputs)")
+                if executed.metadata.get('widgets'): nb.metadata['widgets'] = executed.metadata['widgets']  # widget state
             report[str(rel[p])] = dict(executed=err is None, error=err, seconds=round(secs, 1), processing_error=perr)
         else: report[str(rel[p])] = dict(executed=False, error=None, seconds=0, processing_error=perr)
         fname = 'index.html' if rel[p].name == 'index.ipynb' else fm.get('output-file') or rel[p].with_suffix('.html').name
         pages.append(dict(src=p, nb=prepare(nb, site_url, ' '.join(notes) or None), file=str(Path(fname)),
-                          title=fm.get('title') or rel[p].stem, description=fm.get('description', ''), group=group_of(rel[p].name)))
-    pages.sort(key=lambda d: (d['file'] != 'index.html', str(rel[d['src']])))
+                          title=fm.get('title') or rel[p].stem, description=fm.get('description', ''),
+                          group=order[rel[p].as_posix()][1] if rel[p].as_posix() in order else group_of(rel[p].name)))
+    pages.sort(key=lambda d: (d['file'] != 'index.html', order.get(rel[d['src']].as_posix(), (len(order), ''))[0], str(rel[d['src']])))
     c = Config()
     c.TagRemovePreprocessor.enabled = True
     c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
     c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove_output'}
+    out.mkdir(parents=True, exist_ok=True)
+    widgets = vendor_widgets(out, Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'flairhub_nb'/'npm') if any('widgets' in pg['nb'].metadata for pg in pages if pg['nb']) else None
+    if widgets:
+        c.HTMLExporter.require_js_url, c.HTMLExporter.widget_renderer_url = widgets['require_js_url'], widgets['widget_renderer_url']
     exporter = HTMLExporter(config=c, template_name='lab')
     exporter.register_preprocessor('nbconvert.preprocessors.TagRemovePreprocessor', enabled=True)
-    out.mkdir(parents=True, exist_ok=True)
     title = cfg.get('title', 'Documentation')
     if not any(p['file'] == 'index.html' for p in pages): pages.insert(0, dict(src=None, nb=None, file='index.html', title=title,
                                                                                  description='', group='Home'))
     for pg in pages:
         if pg['nb'] is None: continue
+        if not widgets: pg['nb'].metadata.pop('widgets', None)  # no manager to render them: the text fallback shows
         body, _ = exporter.from_notebook_node(pg['nb'])
+        body = body.replace(f'<script src="{exporter.require_js_url}"></script>', '' if not widgets else
+                            f'<script src="{exporter.require_js_url}"></script>' + require_config(widgets['paths']), 1)
         (out/pg['file']).parent.mkdir(parents=True, exist_ok=True)
-        (out/pg['file']).write_text(wrap_page(body, sidebar(pages, pg['file'], title), f"{pg['title']} – {title}"), encoding='utf-8')
+        page = wrap_page(body, sidebar(pages, pg['file'], title), f"{pg['title']} – {title}")
+        (out/pg['file']).write_text(offline_page(scrub_paths(page, root)), encoding='utf-8')
     if pages[0]['nb'] is None:  # no index notebook: a list of pages
         dl = ''.join(f"<dt><a href='{p['file']}'>{html.escape(p['title'])}</a></dt><dd>{html.escape(p['description'])}</dd>"
                      for p in pages[1:])
@@ -358,9 +462,8 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
     for f in proc.rglob('*'):  # images and other assets referenced by the notebooks
         if f.is_file() and f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.css') and not f.name.startswith('.'):
             dest = out/f.relative_to(proc); dest.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, dest)
+    report = json.loads(scrub_paths(json.dumps(report), root))
     (out/'build_report.json').write_text(json.dumps(report, indent=1))
-    failed = [k for k, v in report.items() if v['error'] or v['processing_error']]
-    if failed and strict: raise SystemExit(f"build_docs: execution failed for {failed}")
     return report
 
 
@@ -407,7 +510,7 @@ def main(argv=None) -> int:
     p.add_argument('--no-execute', action='store_true', help='execute no notebook (prose and API docs only)')
     p.add_argument('--timeout', type=int, default=300, help='per-cell execution timeout in seconds')
     p.add_argument('--workers', type=int, default=2, help='notebooks executed at a time')
-    p.add_argument('--strict', action='store_true', help='exit non-zero when a notebook fails to execute')
+    p.add_argument('--keep-going', action='store_true', help='exit 0 even when pages failed (they are still written)')
     p.add_argument('--readme-only', action='store_true', help='only render the README notebook to README.md')
     p.add_argument('--proc-batch', nargs=2, metavar=('ROOT', 'JOBS'), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -426,9 +529,13 @@ def main(argv=None) -> int:
     proc, proc_failed = process_notebooks(root, n_workers=a.workers)
     out = (a.out or root/'_docs').resolve()
     globs = [] if a.no_execute else (a.execute or ['*'])
-    rep = render_site(proc, proc_failed, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, a.strict)
+    rep = render_site(proc, proc_failed, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, root)
     ok = sum(v['executed'] for v in rep.values())
     log(f"site in {out} ({len(rep)} pages, {ok} executed) in {time.perf_counter() - t0:.0f} s; open {out/'index.html'}")
+    failed = {k: v['error'] or v['processing_error'] for k, v in rep.items() if v['error'] or v['processing_error']}
+    if failed:
+        log(f"ERROR: {len(failed)} of {len(rep)} pages failed: " + '; '.join(f"{k}: {v}" for k, v in failed.items()))
+        return 0 if a.keep_going else 1
     return 0
 
 

@@ -26,7 +26,8 @@ def _run(fn: Path):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     os.environ['IN_TEST'] = '1'
     nb = NBProcessor(fn, rm_directives=False, process=True).nb
-    k = CaptureShell(fn)
+    k = CaptureShell(fn, mpl_format='png')  # not 'retina': stored pictures stay small
+    k._run("import matplotlib; matplotlib.rcParams['figure.dpi'] = 60")
     with working_directory(fn.parent):
         k.run_all(nb, exc_stop=True, preproc=_skip_cell(nb, SKIP_FLAGS))
     return nb.cells
@@ -75,6 +76,7 @@ _TMP = re.compile(r'(/private)?/(tmp|var/folders)/[^\s\'",)\]]*')
 def normalise(text: str) -> str:
     "Text output with memory addresses, temporary paths and the checkout's path replaced by placeholders"
     text = text.replace(str(ROOT), '<repo>')
+    text = re.sub(r'(<[^<>]*?) at 0x[0-9a-fA-F]+(>)', r'\1\2', text)  # as nbdev-clean leaves reprs in the stored outputs
     return _TMP.sub('<tmp>', _ADDR.sub('0x…', text))
 
 

@@ -18,9 +18,10 @@ from fastcore.basics import patch
 from torch.utils.data import Dataset
 
 from ..config import MONO_MODALITIES, S2_MASK, TS_MODALITIES, DataSettings, data_settings, resolve_config
-from .index import read_split_csv, read_split_gpkg
-from .io import (FAST_READ_ENV, FlairHubDataError, GeometryMismatchError, LabelValueError, MissingFileError,
-                                 PatchGeo, dem_elevation, normalize, patch_id_from_path, read_patch_geo)
+from .index import check_index_files, read_split_csv, read_split_gpkg, select_domains
+from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
+                                 MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
+                                 read_patch_geo)
 from .pack import PackedSplit
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
                                        day_offsets, filter_dates, reshape_series, temporal_average)
@@ -34,29 +35,35 @@ def read_mono(path: str, # GeoTIFF of a mono-temporal modality
               modality: str, # modality key
               st: DataSettings, # data settings
               reader: Callable=read_patch_geo, # `(path, channels) -> (array, PatchGeo)`: GeoTIFF by default, or a packed store
+              fill: float|None=None, # value for NaN/inf pixels (default: they are an error)
              ) -> tuple[np.ndarray, PatchGeo]:
     "Read, derive (DEM) and normalise a mono-temporal modality to float32 (C,H,W)"
     arr, geo = reader(path, st.channels.get(modality))
+    arr = check_finite(arr, path, st.channels.get(modality), fill)
     if modality == 'DEM_ELEV': arr = dem_elevation(arr, st.calc_elevation, st.stack_dsm, name=path)
     means, stds = st.norm_stats.get(modality, (None, None))
     return normalize(arr, st.norm_type, means, stds, name=f"{path} ({modality})", inplace=True), geo
 
-def check_geometry(geos: dict, # file path -> PatchGeo of one patch's files
+# %% ../../nbs/12_data.dataset.ipynb #0e2bca89
+def _footprint_gap(g: PatchGeo, g0: PatchGeo) -> tuple[float, float]:
+    "Largest bound difference of two footprints, and half the coarser pixel (the tolerance)"
+    gap = max(abs(a - b) for a, b in zip(g.bounds, g0.bounds))
+    px = max(max(x.res) if x.res else 0. for x in (g, g0))
+    return gap, max(0.5 * px, 1e-6 * max(abs(v) for v in g0.bounds))
+
+def _overlap(a: tuple, b: tuple) -> bool: return max(a[0], b[0]) < min(a[2], b[2]) and max(a[1], b[1]) < min(a[3], b[3])
+
+def check_geometry(geos: dict, # file path -> PatchGeo of one patch's files (the first one sets the footprint)
                   ) -> None:
-    "Raise `GeometryMismatchError` when the files of one patch differ in CRS or do not overlap"
-    items = list(geos.items())
-    p0, g0 = items[0]
-    for p, g in items[1:]:
-        if g.crs != g0.crs:
-            raise GeometryMismatchError(f"{p}: CRS {g.crs} differs from {g0.crs} of {p0}")
-    l, b = max(g.bounds[0] for _, g in items), max(g.bounds[1] for _, g in items)
-    r, t = min(g.bounds[2] for _, g in items), min(g.bounds[3] for _, g in items)
-    if l >= r or b >= t:
-        for p, g in items[1:]:
-            if not (max(g.bounds[0], g0.bounds[0]) < min(g.bounds[2], g0.bounds[2]) and
-                    max(g.bounds[1], g0.bounds[1]) < min(g.bounds[3], g0.bounds[3])):
-                raise GeometryMismatchError(f"{p}: bounds {g.bounds} do not overlap {g0.bounds} of {p0}")
-        raise GeometryMismatchError(f"{p0}: the files of this patch have no common area: {[str(p) for p, _ in items]}")
+    "Raise `GeometryMismatchError` when the files of one patch differ in CRS or footprint (beyond half a pixel)"
+    (p0, g0), *rest = geos.items()
+    for p, g in rest:
+        if g.crs != g0.crs: raise GeometryMismatchError(f"{p}: CRS {g.crs} differs from {g0.crs} of {p0}")
+        if not _overlap(g.bounds, g0.bounds): raise GeometryMismatchError(f"{p}: bounds {g.bounds} do not overlap {g0.bounds} of {p0}")
+        gap, tol = _footprint_gap(g, g0)
+        if gap > tol:
+            raise GeometryMismatchError(f"{p}: footprint {tuple(round(v, 3) for v in g.bounds)} differs from "
+                                        f"{tuple(round(v, 3) for v in g0.bounds)} of {p0} by {gap:g} (more than half a pixel, {tol:g})")
 
 # %% ../../nbs/12_data.dataset.ipynb #a111e9bf
 def read_series(path: str, # the `*_TS` GeoTIFF
@@ -68,9 +75,12 @@ def read_series(path: str, # the `*_TS` GeoTIFF
                 empty_fallback: str='least_cloudy', # see `filter_dates`
                 reader: Callable=read_patch_geo, # reads the series file (see `read_mono`)
                 mask_reader: Callable=read_patch_geo, # reads the mask file
+                fill: float|None=None, # value for NaN/inf pixels (default: they are an error)
+                raw: bool=False, # keep the file's dtype (unless averaged): the device casts it (`BatchTransform`)
                ) -> tuple[np.ndarray, np.ndarray, list]:
     "Read one series as float32 (T,C,H,W) frames and float32 (T,) day offsets (plus the PatchGeos read)"
     arr, geo = reader(path, None)
+    arr = check_finite(arr, path, None, fill)
     ts = reshape_series(arr, TS_BANDS_PER_DATE[modality], st.channels.get(modality), len(dates), path, dates_source)
     geos = [(path, geo)]
     if mask_path is not None:
@@ -81,7 +91,7 @@ def read_series(path: str, # the `*_TS` GeoTIFF
         geos.append((mask_path, mgeo))
     mode = st.averaging.get(modality)
     if mode: ts, offs = temporal_average(ts, dates, mode, st.ref_date)
-    else: ts, offs = ts.astype(np.float32, copy=False), day_offsets(dates, st.ref_date).astype(np.float32)
+    else: ts, offs = (ts if raw else ts.astype(np.float32, copy=False)), day_offsets(dates, st.ref_date).astype(np.float32)
     return np.ascontiguousarray(ts), offs, geos
 
 # %% ../../nbs/12_data.dataset.ipynb #8fac2d39
@@ -89,6 +99,7 @@ def read_label(path: str, # label GeoTIFF
                band: int, # 1-based band (LPIS nomenclature level)
                n_classes: int, # number of classes of the task
                reader: Callable=read_patch_geo, # reads the file (see `read_mono`)
+               raw: bool=False, # keep the file's dtype (uint8) instead of int64
               ) -> tuple[np.ndarray, PatchGeo]:
     "Read a label band as an int64 (H,W) class map, checking its values"
     arr, geo = reader(path, [band])
@@ -98,7 +109,7 @@ def read_label(path: str, # label GeoTIFF
         bad = np.unique(lab[(lab >= n_classes) | (lab < 0)])
         raise LabelValueError(f"{path}: band {band} has values {bad[:10].tolist()} outside the {n_classes} classes "
                               f"0..{n_classes - 1}")
-    return lab.astype(np.int64), geo
+    return (lab if raw else lab.astype(np.int64)), geo
 
 # %% ../../nbs/12_data.dataset.ipynb #ec33b883
 def apply_d4(t: torch.Tensor, hflip: bool, vflip: bool, k: int) -> torch.Tensor:
@@ -147,6 +158,10 @@ def _settings(cfg) -> tuple[dict|None, DataSettings]:
     cfg = resolve_config(cfg)
     return cfg, data_settings(cfg, resolved=True)
 
+def _cfg_path(cfg: dict|None, key: str):
+    "`paths.<key>` of a config (None without one)"
+    return ((cfg or {}).get('paths') or {}).get(key)
+
 # %% ../../nbs/12_data.dataset.ipynb #213d04e2
 class FlairHubDataset(Dataset):
     "FLAIR-HUB patches of one split, read as the reference reads them"
@@ -156,24 +171,32 @@ class FlairHubDataset(Dataset):
                  base_dir: str|Path|None=None, # folder relative config paths resolve against first (default cwd)
                  split_gpkg: str|Path|None=None, # index from the official split GeoPackage instead of CSVs
                  split_column: str='split_1', # split scheme column of `split_gpkg`
-                 data_root: str|Path|None=None, # layout root for `split_gpkg` (default: its folder's parent)
+                 data_root: str|Path|None=None, # dataset root the CSV paths (leading `../` dropped) or `split_gpkg`'s layout start from; default `paths.data_root`
                  empty_fallback: str|None=None, # S2 series emptied by filtering (see `filter_dates`); None: the settings' `empty_fallback`
-                 check_geometry: bool=True, # check that the files of a patch share CRS and overlap
-                 packed: str|Path|None=None, # folder written by `flairhub_nb.data.pack.pack_dataset`: read its arrays instead of the GeoTIFFs
+                 check_geometry: bool=True, # check that the files of a patch share CRS and footprint
+                 packed: str|Path|bool|None=None, # folder written by `flairhub_nb.data.pack.pack_dataset`; None: `paths.packed_dir`; False: GeoTIFFs
                  mtd_folder: str|Path|None=None, # folder of the date GeoPackages (default: the config's `paths.global_mtd_folder`)
+                 domains: Sequence[str]|None=None, # keep the patches of these domains only ('D006' or 'D006-2020')
+                 check_files: bool=True, # check at construction that every listed file exists (`file_summary`)
+                 nonfinite_fill: float|None=None, # value for NaN/inf pixels; None: they are an error naming the file
+                 raw: bool=False, # raw samples (file dtypes, DEM [DSM, DTM], no normalisation or augmentation) for `BatchTransform`
                 ):
         self.cfg, self.st = _settings(cfg)
         self.empty_fallback = empty_fallback or self.st.empty_fallback
         if self.empty_fallback not in EMPTY_FALLBACKS: raise ValueError(f"empty_fallback {self.empty_fallback!r} not in {EMPTY_FALLBACKS}")
-        self.check_geometry = check_geometry
+        self.check_geometry, self.nonfinite_fill, self.raw = check_geometry, nonfinite_fill, raw
         base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
-        if split_gpkg is not None: cands = self._index_gpkg(split, split_gpkg, split_column, data_root, base, packed)
-        else: cands = self._index_csv(split, base, packed)
+        root = data_root if data_root is not None else (_cfg_path(self.cfg, 'data_root') or None)
+        packed = (_cfg_path(self.cfg, 'packed_dir') or None) if packed is None else (packed or None)
+        if split_gpkg is not None: cands = self._index_gpkg(split, split_gpkg, split_column, root, base, packed)
+        else: cands = self._index_csv(split, base, packed, root)
+        self._select(domains, check_files)
         self._read_dates(mtd_folder, cands)
         if self.packed is not None: self.packed.release()
         self.index = {k: _pack(v) for k, v in self.index.items()}
         if augment is None: augment = self.st.use_augmentation and self.split == 'train'
-        self.augment = D4Augment() if augment is True else (augment or None)
+        aug = D4Augment() if augment is True else (augment or None)
+        self.augment, self.batch_augment = (None, aug) if raw else (aug, None)  # raw: the device augments the batch
 
     def __len__(self) -> int: return len(self.index['patch_id'])
 
@@ -186,18 +209,19 @@ class FlairHubDataset(Dataset):
 
 # %% ../../nbs/12_data.dataset.ipynb #1731800f
 @patch
-def _index_csv(self: FlairHubDataset, split: str|Path, base: Path, packed: str|Path|None) -> list:
+def _index_csv(self: FlairHubDataset, split: str|Path, base: Path, packed: str|Path|None, root: str|Path|None) -> list:
     "Index a split CSV, or its pack; sets `split`, `source`, `packed`, `index`"
     if str(split) in _SPLIT_KEYS:
         key = _SPLIT_KEYS[str(split)]
-        rel = ((self.cfg or {}).get('paths') or {}).get(key)
+        rel = _cfg_path(self.cfg, key)
         if not rel:
             hint = '' if self.cfg is not None else '; with DataSettings, give the split CSV path'
             raise KeyError(f"paths.{key} is not set in the config (split {split!r}){hint}")
         csv, self.split = _find(rel, [base, Path.cwd()]), str(split)
     else: csv, self.split = _find(split, [base, Path.cwd()]), Path(split).stem
-    self.source, self.packed = csv, (PackedSplit(packed, self.split, csv) if packed is not None else None)
-    self.index = self.packed.index(self.st.columns) if self.packed is not None else read_split_csv(csv, self.st.columns)
+    self.source, self.packed = csv, (PackedSplit(packed, self.split, csv, self.st) if packed is not None else None)
+    if self.packed is not None: self.index = self.packed.index(self.st.columns)
+    else: self.index = read_split_csv(csv, self.st.columns, _find(root, [base, Path.cwd()]) if root else None)
     return [base, csv.parent, Path.cwd()]
 
 @patch
@@ -210,6 +234,15 @@ def _index_gpkg(self: FlairHubDataset, split: str, split_gpkg: str|Path, split_c
     self.split, self.source, self.packed = str(split), gpkg, None
     self.index = read_split_gpkg(gpkg, self.split, self.st.columns, root, split_column)
     return [base, gpkg.parent.parent, Path.cwd()]
+
+@patch
+def _select(self: FlairHubDataset, domains: Sequence[str]|None, check_files: bool) -> None:
+    "Keep the wanted domains (`rows`: their rows in a pack) and check once that every listed file exists (`file_summary`)"
+    self.index['_row'] = list(range(len(self.index['patch_id'])))
+    if domains: self.index = select_domains(self.index, domains, self.source)
+    self.rows = np.asarray(self.index.pop('_row'), np.int64)
+    self.file_summary = None
+    if check_files and self.packed is None: self.file_summary = check_index_files(self.index, self.source, self.st.columns)
 
 # %% ../../nbs/12_data.dataset.ipynb #0a93d3d1
 @patch
@@ -229,27 +262,33 @@ def _read_dates(self: FlairHubDataset, mtd_folder: str|Path|None, cands: list) -
 # %% ../../nbs/12_data.dataset.ipynb #6ef76ff3
 _GDAL_ENV = FAST_READ_ENV
 
+def _read_raw(path: str, channels: list|None, reader: Callable, fill: float|None) -> tuple[np.ndarray, PatchGeo]:
+    "A mono-temporal modality as read (raw mode), NaN/inf checked"
+    arr, geo = reader(path, channels)
+    return check_finite(arr, path, channels, fill), geo
+
 @patch
 def _read_sample(self: FlairHubDataset, i: int) -> tuple[dict, dict]:
     "Sample dict of patch `i` before augmentation, and the `PatchGeo` of each file read"
     st, row = self.st, self.paths(i)
     sample, geos = {'patch_id': row['patch_id']}, {}
-    rd = (lambda c: read_patch_geo) if self.packed is None else (lambda c: self.packed.reader(c, i))
+    rd = (lambda c: read_patch_geo) if self.packed is None else (lambda c: self.packed.reader(c, int(self.rows[i])))
     with rasterio.Env(**_GDAL_ENV):
         for t in st.tasks: sample[f'ID_{t}'] = row[t]
         for m in st.modalities:
             if m in MONO_MODALITIES:
-                arr, geos[row[m]] = read_mono(row[m], m, st, rd(m))
-                sample[m] = torch.from_numpy(arr)
+                if self.raw: arr, g = _read_raw(row[m], st.channels.get(m), rd(m), self.nonfinite_fill)
+                else: arr, g = read_mono(row[m], m, st, rd(m), self.nonfinite_fill)
+                sample[m], geos[row[m]] = torch.from_numpy(arr), g
             else:
                 mask = row[S2_MASK] if (m == 'SENTINEL2_TS' and st.filter_s2) else None
                 dates = self.dates[m][self.date_ids[m][i].decode()]
                 ts, offs, gs = read_series(row[m], m, dates, st, mask, self.dates[m].source, self.empty_fallback,
-                                         rd(m), rd(S2_MASK))
+                                         rd(m), rd(S2_MASK), self.nonfinite_fill, self.raw)
                 sample[m], sample[DATES_KEY[m]] = torch.from_numpy(ts), torch.from_numpy(offs)
                 geos.update(gs)
         for t, (band, k) in st.tasks.items():
-            lab, geos[row[t]] = read_label(row[t], band, k, rd(t))
+            lab, geos[row[t]] = read_label(row[t], band, k, rd(t), self.raw)
             sample[t] = torch.from_numpy(lab)
     return sample, geos
 
@@ -260,14 +299,60 @@ def __getitem__(self: FlairHubDataset, i: int) -> dict:
     if self.check_geometry and len(geos) > 1: check_geometry(geos)
     return self.augment(sample) if self.augment is not None else sample
 
+# %% ../../nbs/12_data.dataset.ipynb #4b44811b
+def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask"
+    lens = np.array([len(o) for _, o in samples])
+    T = int(lens.max())
+    frames = np.zeros((B, T) + samples[0][0].shape[1:], samples[0][0].dtype)
+    offs = np.zeros((B, T), np.float32)
+    for j, (ts, o) in enumerate(samples):
+        frames[j, :len(o)], offs[j, :len(o)] = ts, o
+    return torch.from_numpy(frames), torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
+
+@patch
+def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
+    "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
+    if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
+    st, ps, rows = self.st, self.packed, self.rows[list(idx)]
+    batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
+    batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
+    for m in st.modalities:
+        if m in MONO_MODALITIES: batch[m] = ps.gather(m, rows, st.channels.get(m))
+        else:
+            mask = (m == 'SENTINEL2_TS' and st.filter_s2)
+            ser = [read_series(self.paths(i)[m], m, self.dates[m][self.date_ids[m][i].decode()], st, self.paths(i)[S2_MASK] if mask else None,
+                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2]
+                   for i, r in zip(idx, rows)]
+            batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = _series_batch(ser, len(idx))
+    for t, (band, _) in st.tasks.items(): batch[t] = ps.gather(t, rows, [band])[:, 0]
+    return batch
+
+@patch
+def __getitems__(self: FlairHubDataset, idx: list) -> list|dict:
+    "Patches `idx` for a `DataLoader`: a collated batch from a raw pack, else their sample dicts"
+    if self.raw and self.packed is not None: return self.read_batch(idx)
+    return [self[i] for i in idx]
+
 # %% ../../nbs/12_data.dataset.ipynb #31427f71
+def _same_shape(key: str, vals: list, samples: Sequence[dict], skip: int=0) -> None:
+    "Raise `BatchShapeError` naming the patches when `vals` (their dims after the first `skip`) differ in shape"
+    shapes = [tuple(v.shape[skip:]) for v in vals]
+    if len(set(shapes)) > 1:
+        pids = [s.get('patch_id', f'sample {i}') for i, s in enumerate(samples)]
+        odd = [(p, sh) for p, sh in zip(pids, shapes) if sh != shapes[0]]
+        raise BatchShapeError(f"{key}: patch {pids[0]} is {shapes[0]} but " + ', '.join(f"{p} is {sh}" for p, sh in odd[:4]) +
+                              "; every patch of a batch needs the same size (check the files' sizes)")
+
 def pad_collate(samples: Sequence[dict], # sample dicts from `FlairHubDataset`
                ) -> dict:
-    "Batch samples, zero-padding time series and dates along T and adding `<MOD>_PAD_MASK`"
+    "Batch samples, zero-padding time series and dates along T and adding `<MOD>_PAD_MASK` (a collated batch passes)"
+    if isinstance(samples, dict): return samples  # `FlairHubDataset.read_batch` collated it already
     batch, B = {}, len(samples)
     for key in samples[0]:
         vals = [s[key] for s in samples]
         if isinstance(vals[0], torch.Tensor) and key.endswith(('_TS', '_DATES')):
+            _same_shape(key, vals, samples, skip=1)
             lengths = [v.shape[0] for v in vals]
             T = max(lengths)
             out = vals[0].new_zeros((B, T) + tuple(vals[0].shape[1:]))
@@ -275,7 +360,9 @@ def pad_collate(samples: Sequence[dict], # sample dicts from `FlairHubDataset`
             batch[key] = out
             if key.endswith('_TS'):
                 batch[f'{key}_PAD_MASK'] = torch.arange(T)[None, :] >= torch.tensor(lengths)[:, None]
-        elif isinstance(vals[0], torch.Tensor): batch[key] = torch.stack(vals)
+        elif isinstance(vals[0], torch.Tensor):
+            _same_shape(key, vals, samples)
+            batch[key] = torch.stack(vals)
         else: batch[key] = vals
     return batch
 

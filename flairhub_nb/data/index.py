@@ -1,4 +1,4 @@
-"""Which patches a split holds and where their files are: the reference's split CSVs (paths resolved against the CSV's folder, then the working directory) or the official split GeoPackage (paths built from the layout).
+"""Which patches a split holds and where their files are: the split CSVs as shipped (`,` or `;`, paths resolved against `data_root`, or the CSV's folder then the working directory) or the official split GeoPackage (paths built from the layout).
 
 Docs: https://flairhub-nb.github.io/flairhub_nb/data.index.html.md"""
 
@@ -7,40 +7,61 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/data.index.html.md"""
 # %% ../../nbs/11a_data.index.ipynb #427191d1
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyogrio
 
-from .io import MissingFileError, patch_id_from_path, patch_path
+from .io import MissingFileError, MissingFilesError, SplitIndexError, patch_id_from_path, patch_path
 
 # %% auto #0
-__all__ = ['read_split_csv', 'read_split_gpkg']
+__all__ = ['csv_separator', 'read_split_csv', 'read_split_gpkg', 'IndexSummary', 'check_index_files', 'select_domains']
 
 # %% ../../nbs/11a_data.index.ipynb #4cc65477
-def _resolve_column(values: list, candidates: list) -> list:
+def _strip_up(rel: str) -> str:
+    "A relative path without its leading `../` and `./` segments"
+    rel = rel.replace('\\', '/')
+    while rel.startswith(('../', './')): rel = rel[3:] if rel.startswith('../') else rel[2:]
+    return rel
+
+def _resolve_column(values: list, candidates: list, data_root: Path|None=None) -> list:
     first = next((v for v in values if isinstance(v, str) and v), None)
     if first is None or Path(first).is_absolute(): return [str(v) for v in values]
+    if data_root is not None: return [v if os.path.isabs(v) else os.path.normpath(data_root/_strip_up(v)) for v in values]
     base = next((c for c in candidates if (c/first).exists()), candidates[0])
     return [os.path.normpath(base/v) for v in values]
 
-def read_split_csv(csv_path: str|Path, # split CSV in the reference's format
+def csv_separator(csv_path: str|Path, # a split CSV
+                 ) -> str:
+    "`;` or `,`: the separator of a split CSV, from its header line"
+    with open(csv_path, encoding='utf-8-sig', errors='replace') as f: head = f.readline()
+    if not head.strip(): raise SplitIndexError(f"{csv_path}: empty split CSV (expected a header line and one row per patch)")
+    return ';' if head.count(';') > head.count(',') else ','
+
+# %% ../../nbs/11a_data.index.ipynb #971654ad
+def read_split_csv(csv_path: str|Path, # split CSV in the reference's or the shipped format
                    columns: Sequence[str], # modality/label columns to read
+                   data_root: str|Path|None=None, # dataset root relative paths start from (their leading `../` dropped)
                   ) -> dict:
     "Read the wanted columns of a split CSV into absolute path lists (plus `patch_id`)"
     csv_path = Path(csv_path)
     if not csv_path.is_file(): raise MissingFileError(f"{csv_path}: split CSV not found")
-    df = pd.read_csv(csv_path)
+    df = pd.read_csv(csv_path, sep=csv_separator(csv_path), dtype=str, keep_default_na=False, skipinitialspace=True)
+    df.columns = [c.strip() for c in df.columns]
     missing = [c for c in columns if c not in df.columns]
-    if missing: raise KeyError(f"{csv_path}: missing column(s) {missing}; has {list(df.columns)}")
+    if missing: raise SplitIndexError(f"{csv_path}: missing column(s) {missing}; has {list(df.columns)}")
     for c in columns:
-        empty = df.index[df[c].isna() | (df[c].astype(str).str.strip() == '')].tolist()
-        if empty: raise ValueError(f"{csv_path}: column {c!r} has no path in data row(s) {empty[:5]}")
+        empty = df.index[df[c].str.strip() == ''].tolist()
+        if empty: raise SplitIndexError(f"{csv_path}: column {c!r} has no path in data row(s) {empty[:5]}")
     cands = [csv_path.parent.resolve(), Path.cwd()]
-    out = {c: _resolve_column(df[c].tolist(), cands) for c in columns}
-    if 'patch_id' in df.columns: out['patch_id'] = [str(p) for p in df['patch_id']]
+    root = Path(data_root).resolve() if data_root not in (None, '') else None
+    out = {c: _resolve_column([v.strip() for v in df[c]], cands, root) for c in columns}
+    if 'patch_id' in df.columns: out['patch_id'] = [p.strip() for p in df['patch_id']]
     else: out['patch_id'] = [patch_id_from_path(p) for p in out[columns[0]]]
     return out
 
@@ -65,3 +86,63 @@ def read_split_gpkg(gpkg: str|Path, # `GLOBAL_ALL_MTD_SPLIT.gpkg` (patch_id + sp
     out = {c: [str(patch_path(root, p, c)) for p in pids] for c in columns}
     out['patch_id'] = pids
     return out
+
+# %% ../../nbs/11a_data.index.ipynb #c86c835a
+@dataclass
+class IndexSummary:
+    "What a split index holds: patches per domain, columns, missing files"
+    source: str # the CSV / GeoPackage (named in messages)
+    patches: int
+    domains: dict # domain ('D006') -> patches
+    columns: tuple # modality / label columns checked
+    missing: dict # column -> number of missing files
+    first_missing: list # (column, row, path) of the first missing files
+
+    def __str__(self) -> str:
+        doms = ', '.join(f"{d}: {n}" for d, n in list(self.domains.items())[:8]) + (', ...' if len(self.domains) > 8 else '')
+        miss = ', '.join(f"{c} {n}" for c, n in self.missing.items() if n) or 'none'
+        return (f"{Path(self.source).name}: {self.patches} patches in {len(self.domains)} domain(s) ({doms}); "
+                f"{len(self.columns)} columns ({', '.join(self.columns)}); missing files: {miss}")
+
+def _domain(patch_id: str) -> str: return patch_id.split('-', 1)[0]
+
+# %% ../../nbs/11a_data.index.ipynb #edccb8b6
+def _exists(paths: list) -> list: return [os.path.exists(p) for p in paths]
+
+def check_index_files(index: dict, # `{column: [path, ...], 'patch_id': [...]}` from a reader above
+                      source: str|Path, # the CSV / GeoPackage it came from (named in messages)
+                      columns: Sequence[str]|None=None, # columns to check (default: all but patch_id)
+                      raise_missing: bool=True, # raise `MissingFilesError` when a file is missing
+                      threads: int=16, # stat calls in flight
+                     ) -> IndexSummary:
+    "Check in one pass that every file of `index` exists; the summary, or `MissingFilesError` naming the first missing"
+    cols = [c for c in (columns or index) if c != 'patch_id']
+    pids = index['patch_id']
+    chunks = [(c, s) for c in cols for s in range(0, len(pids), 4096)]
+    with ThreadPoolExecutor(max(1, threads)) as ex:
+        found = list(ex.map(lambda cs: _exists(index[cs[0]][cs[1]:cs[1] + 4096]), chunks))
+    ok = {c: [] for c in cols}
+    for (c, _), f in zip(chunks, found): ok[c] += f
+    missing = {c: len(v) - sum(v) for c, v in ok.items()}
+    first = [(c, r, index[c][r]) for c in cols for r in (i for i, e in enumerate(ok[c]) if not e)][:5]
+    s = IndexSummary(str(source), len(pids), pd.Series([_domain(p) for p in pids], dtype=object).value_counts().to_dict(),
+                     tuple(cols), missing, first)
+    logging.getLogger('flairhub_nb.data').info('%s', s)
+    if first and raise_missing:
+        raise MissingFilesError(f"{source}: {sum(missing.values())} listed file(s) missing "
+                                f"({', '.join(f'{c}: {n}' for c, n in missing.items() if n)}); first: " +
+                                '; '.join(f"column {c!r} row {r}: {p}" for c, r, p in first))
+    return s
+
+# %% ../../nbs/11a_data.index.ipynb #ee8bace9
+def select_domains(index: dict, # `{column: [path, ...], 'patch_id': [...]}`
+                   domains: Sequence[str], # 'D006' (every year) or 'D006-2020'
+                   source: str|Path='the index', # named when nothing is left
+                  ) -> dict:
+    "The rows of `index` whose patch belongs to one of `domains`"
+    want = set(domains)
+    keep = [i for i, p in enumerate(index['patch_id']) if _domain(p) in want or p.split('_', 1)[0] in want]
+    if not keep:
+        have = sorted({_domain(p) for p in index['patch_id']})
+        raise SplitIndexError(f"{source}: no patch of domain(s) {sorted(want)}; it has {have[:20]}")
+    return {c: [v[i] for i in keep] for c, v in index.items()}

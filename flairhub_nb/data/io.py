@@ -18,13 +18,23 @@ from rasterio.errors import RasterioError
 
 # %% auto #0
 __all__ = ['FAST_READ_ENV', 'HISTORICAL_MODALITIES', 'NORM_TYPES', 'FlairHubDataError', 'MissingFileError', 'RasterReadError',
-           'BandCountError', 'GeometryMismatchError', 'LabelValueError', 'DateMismatchError', 'MissingDatesError',
-           'PatchGeo', 'read_patch_geo', 'read_patch', 'PatchName', 'parse_patch_name', 'patch_id_from_path',
-           'patch_path', 'normalize', 'dem_elevation', 'dem_channels']
+           'BandCountError', 'GeometryMismatchError', 'LabelValueError', 'NonFiniteError', 'DateMismatchError',
+           'MissingDatesError', 'SplitIndexError', 'MissingFilesError', 'BatchShapeError', 'PatchGeo', 'read_patch_geo',
+           'read_patch', 'check_finite', 'PatchName', 'parse_patch_name', 'patch_id_from_path', 'patch_path',
+           'normalize', 'dem_elevation', 'dem_channels']
 
 # %% ../../nbs/10_data.io.ipynb #b9bd65b7
+_WORKER_MSG = re.compile(r'^Caught \w+ in (DataLoader worker process \d+)\.\nOriginal Traceback')
+
 class FlairHubDataError(Exception):
     "Base class of every FLAIR-HUB data error (bad or missing file, inconsistent patch)"
+    def __init__(self, *args):
+        m = _WORKER_MSG.match(args[0]) if len(args) == 1 and isinstance(args[0], str) else None
+        if m:  # re-raised by a DataLoader from a worker: keep the original one-line message, the traceback aside
+            self.worker_traceback = args[0]
+            orig = re.search(rf'^(?:[\w.]+\.)?{type(self).__qualname__}: (.*)\Z', args[0].rstrip(), re.M | re.S)
+            args = (f"{orig[1] if orig else args[0].rstrip().splitlines()[-1]} (in {m[1]})",)
+        super().__init__(*args)
 
 class MissingFileError(FlairHubDataError, FileNotFoundError):
     "A raster or metadata file the index points to does not exist"
@@ -35,11 +45,15 @@ class RasterReadError(FlairHubDataError, OSError):
 class BandCountError(FlairHubDataError, ValueError):
     "A raster has fewer bands than the selected channels need (or a time series a band count not divisible by C)"
 
+# %% ../../nbs/10_data.io.ipynb #1f3cd719
 class GeometryMismatchError(FlairHubDataError, ValueError):
-    "The modalities of one patch have different CRS or do not overlap"
+    "The files of one patch have different CRS or footprints"
 
 class LabelValueError(FlairHubDataError, ValueError):
     "A label raster holds values outside the task's nomenclature"
+
+class NonFiniteError(FlairHubDataError, ValueError):
+    "A raster holds NaN or infinite pixels"
 
 class DateMismatchError(FlairHubDataError, ValueError):
     "A time series has a number of frames different from its number of acquisition dates"
@@ -47,11 +61,21 @@ class DateMismatchError(FlairHubDataError, ValueError):
 class MissingDatesError(FlairHubDataError, LookupError):
     "A patch id has no row in a `GLOBAL_*_MTD_DATES.gpkg` file"
 
+class SplitIndexError(FlairHubDataError, ValueError):
+    "A split CSV is empty, lacks a column, or has a row without a path"
+
+class MissingFilesError(MissingFileError):
+    "Files a split index lists do not exist (found by the one pass at dataset construction)"
+
+class BatchShapeError(FlairHubDataError, ValueError):
+    "The samples of one batch differ in shape"
+
 # %% ../../nbs/10_data.io.ipynb #5f4dae0c
 class PatchGeo(NamedTuple):
     "Georeference of a patch raster, used to check that modalities agree"
     crs: object  # rasterio CRS (None when the file has none)
     bounds: tuple  # (left, bottom, right, top) in CRS units
+    res: tuple|None = None  # (x, y) pixel size in CRS units (None: unknown)
 
 def _check_channels(path, channels, count):
     if channels is None: return None
@@ -71,7 +95,7 @@ def read_patch_geo(path: str|Path, # GeoTIFF to read
         with rasterio.open(path) as src:
             idx = _check_channels(path, channels, src.count)
             arr = src.read(idx)
-            geo = PatchGeo(src.crs, tuple(src.bounds))
+            geo = PatchGeo(src.crs, tuple(src.bounds), tuple(src.res))
     except FlairHubDataError: raise
     except RasterioError as e:
         if not path.exists(): raise MissingFileError(f"{path}: file not found") from None
@@ -86,6 +110,24 @@ def read_patch(path: str|Path, # GeoTIFF to read
 
 # %% ../../nbs/10_data.io.ipynb #72d31684
 FAST_READ_ENV = {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'GDAL_PAM_ENABLED': 'NO', 'GTIFF_SRS_SOURCE': 'GEOKEYS'}
+
+# %% ../../nbs/10_data.io.ipynb #34accb8e
+def check_finite(arr: np.ndarray, # (C,H,W) pixels as read
+                 path: str|Path, # the file they came from, named in the error
+                 bands: Sequence[int]|None=None, # the file's 1-based band of each row of `arr` (default 1..C)
+                 fill: float|None=None, # replace non-finite pixels with this value instead of raising
+                ) -> np.ndarray:
+    "`arr`, after checking that a float raster holds no NaN/inf (or filling them with `fill`)"
+    if not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr.sum(dtype=np.float64)): return arr
+    bad = ~np.isfinite(arr)
+    if not bad.any(): return arr  # a finite sum overflowed
+    if fill is not None:
+        arr = arr if arr.flags.writeable else arr.copy()
+        arr[bad] = fill
+        return arr
+    rows = np.flatnonzero(bad.reshape(len(arr), -1).any(1))
+    b = [int(bands[r]) if bands is not None else int(r) + 1 for r in rows]
+    raise NonFiniteError(f"{path}: band(s) {b[:10]} hold {int(bad.sum())} NaN/inf pixel(s); fix the file or set a fill value")
 
 # %% ../../nbs/10_data.io.ipynb #18933867
 _NAME_RE = re.compile(r'^(?P<zone>[^_]+-[^_]+)_(?P<modality>.+)_(?P<roi>[^_]+)_(?P<rc>\d+-\d+)$')
@@ -161,18 +203,18 @@ def normalize(img: np.ndarray, # (C,H,W) image
     return img if own else img.astype(np.float32)
 
 # %% ../../nbs/10_data.io.ipynb #3a46ee37
-def dem_elevation(dem: np.ndarray, # (2,H,W) [DSM, DTM]
+def dem_elevation(dem: np.ndarray, # (2,H,W) [DSM, DTM], any numeric dtype
                   calc_elevation: bool=True, # derive DSM - DTM
                   stack_dsm: bool=True, # keep DSM in front of DSM - DTM (only with calc_elevation)
                   name: str='DEM_ELEV', # what to name in error messages
                  ) -> np.ndarray:
-    "DEM channels as the reference builds them: [DSM, DSM-DTM], [DSM-DTM] or [DSM, DTM]"
+    "DEM channels as the reference builds them, in float32: [DSM, DSM-DTM], [DSM-DTM] or [DSM, DTM]"
     if dem.shape[0] < 2: raise BandCountError(f"{name}: DEM needs 2 bands [DSM, DTM], got {dem.shape[0]}")
-    if not calc_elevation: return dem[:2]
-    if not stack_dsm: return np.subtract(dem[0], dem[1])[None]
-    out = np.empty((2,) + dem.shape[1:], dem.dtype)
+    if not calc_elevation: return dem[:2].astype(np.float32, copy=False)
+    if not stack_dsm: return np.subtract(dem[0], dem[1], dtype=np.float32)[None]
+    out = np.empty((2,) + dem.shape[1:], np.float32)
     out[0] = dem[0]
-    np.subtract(dem[0], dem[1], out=out[1])
+    np.subtract(dem[0], dem[1], out=out[1], dtype=np.float32)
     return out
 
 def dem_channels(calc_elevation: bool=True, stack_dsm: bool=True) -> int:

@@ -1,4 +1,4 @@
-"""A one-off conversion of the split CSVs' GeoTIFFs into uncompressed numpy memmaps, read by `FlairHubDataset(..., packed=dir)`
+"""A one-off conversion of the split CSVs' GeoTIFFs into uncompressed numpy memmaps of their raw values (`flairhub_pack --config X`, `paths.packed_dir`), read by `FlairHubDataset(..., packed=dir)`
 
 Docs: https://flairhub-nb.github.io/flairhub_nb/data.pack.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/data.pack.html.md"""
 # %% ../../nbs/14_data.pack.ipynb #42b8989c
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,20 +20,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
+import torch
 from fastcore.basics import patch
 from rasterio.crs import CRS
 
-from ..config import load_config
-from .index import read_split_csv
-
-from .io import FAST_READ_ENV, FlairHubDataError, MissingFileError, PatchGeo, _check_channels, patch_id_from_path
+from ..config import MONO_MODALITIES, S2_MASK, DataSettings, data_settings, load_config
+from .index import check_index_files, csv_separator, read_split_csv
+from .io import (FAST_READ_ENV, FlairHubDataError, GeometryMismatchError, MissingFileError,
+                                 PatchGeo, _check_channels, check_finite, patch_id_from_path)
 from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
-__all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_dataset', 'PackedSplit']
+__all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
+           'PackedSplit', 'empty_batch', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
-PACK_FORMAT = 1
+PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
 MANIFEST = 'manifest.json'
 
 class StalePackError(FlairHubDataError, ValueError):
@@ -48,20 +51,52 @@ def file_sha256(path: str|Path) -> str:
 # %% ../../nbs/14_data.pack.ipynb #6a8bfe5f
 _SPLIT_KEYS = {'train': 'train_csv', 'val': 'val_csv', 'test': 'test_csv'}
 
-def _sources(cfg_or_csvs, splits) -> tuple[dict, Path|None]:
-    "split -> CSV path, and the dates folder"
-    if isinstance(cfg_or_csvs, (str, Path)): cfg_or_csvs = load_config(cfg_or_csvs)
+def _sources(cfg_or_csvs, splits) -> tuple[dict, Path|None, Path|None, DataSettings|None]:
+    "split -> CSV path, the dates folder, the data root, and the settings (None for a `{split: csv}` dict)"
+    if isinstance(cfg_or_csvs, (str, Path)): cfg_or_csvs = load_config(cfg_or_csvs, check_files=False)
     paths = cfg_or_csvs.get('paths') if 'paths' in cfg_or_csvs else None
-    if paths is None:  # {split: csv} (+ optional 'global_mtd_folder')
+    if paths is None:  # {split: csv} (+ optional 'global_mtd_folder', 'data_root')
         csvs = {s: Path(cfg_or_csvs[s]) for s in splits if cfg_or_csvs.get(s)}
-        mtd = cfg_or_csvs.get('global_mtd_folder')
+        mtd, root, st = cfg_or_csvs.get('global_mtd_folder'), cfg_or_csvs.get('data_root'), None
     else:
         csvs = {s: Path(paths[_SPLIT_KEYS[s]]) for s in splits if paths.get(_SPLIT_KEYS.get(s, ''))}
-        mtd = paths.get('global_mtd_folder')
+        mtd, root, st = paths.get('global_mtd_folder'), paths.get('data_root'), data_settings(cfg_or_csvs)
     for s, c in csvs.items():
         if not c.is_file(): raise MissingFileError(f"{c}: split CSV of split {s!r} not found")
     if not csvs: raise ValueError(f"no split CSV found for splits {list(splits)}")
-    return csvs, (Path(mtd) if mtd else None)
+    return csvs, (Path(mtd) if mtd else None), (Path(root) if root else None), st
+
+# %% ../../nbs/14_data.pack.ipynb #44d6c740
+def pack_columns(st: DataSettings, # the settings the pack is for
+                ) -> dict:
+    "Column -> the 1-based bands a pack of these settings stores (None: every band)"
+    out = {m: (list(st.channels[m]) if m in MONO_MODALITIES and st.channels.get(m) else None) for m in st.modalities}
+    if S2_MASK in st.columns: out[S2_MASK] = None
+    return out | {t: [b] for t, (b, _) in st.tasks.items()}
+
+_LABEL_SUFFIXES = ('-COSIA', '-LPIS')
+
+def _column_key(col: str, bands: bool=False) -> str:
+    "The config key that asks for a column (or its bands)"
+    if col == S2_MASK: return 'modalities.pre_processings.filter_sentinel2'
+    if col.endswith(('-COSIA', '-LPIS')): return f'labels_configs.{col}.label_channel_nomenclature' if bands else 'labels'
+    return f'modalities.inputs_channels.{col}' if bands else f'modalities.inputs.{col}'
+
+def pack_mismatch(columns: dict, # the manifest's `built_from['columns']`: col -> {'bands': ..., 'max': ...}
+                  st: DataSettings, # the settings a reader wants
+                 ) -> list[tuple[str, str]]:
+    "(config key, problem) for each thing the settings need that the pack does not hold"
+    P = []
+    for col, want in pack_columns(st).items():
+        if col not in columns: P.append((_column_key(col), f"{col} is not in the pack (it holds {sorted(columns)})")); continue
+        have = columns[col].get('bands')
+        if want and have and not set(want) <= set(have): P.append((_column_key(col, True), f"bands {want} of {col} wanted, the pack holds {have}"))
+    for t, (b, k) in st.tasks.items():
+        c = columns.get(t) or {}
+        have, mx = c.get('bands'), c.get('max')
+        vmax = mx[have.index(b) if have else b - 1] if mx and (b in have if have else b <= len(mx)) else None
+        if vmax is not None and vmax >= k: P.append((f'labels_configs.{t}.value_name', f"packed labels reach {vmax}, beyond its {k} classes"))
+    return P
 
 # %% ../../nbs/14_data.pack.ipynb #6e5ca6ba
 def _header(path: str):
@@ -73,42 +108,87 @@ def _header(path: str):
         if not Path(path).exists(): raise MissingFileError(f"{path}: file not found") from None
         raise FlairHubDataError(f"{path}: cannot read GeoTIFF header ({e})") from e
 
-def _pack_column(paths: list, col: str, out: Path, pool, progress: bool) -> dict:
+def _fill(mm, offs, paths, bands, i) -> np.ndarray:
+    "Decode patch `i`'s bands into the memmap, checking float pixels; the largest value of each band"
+    with rasterio.Env(**FAST_READ_ENV), rasterio.open(paths[i]) as src:
+        _check_channels(paths[i], bands, src.count)
+        arr = check_finite(src.read(bands), paths[i], bands)
+    mm[offs[i]:offs[i + 1]] = arr
+    return arr.reshape(len(arr), -1).max(1) if arr.size else np.zeros(len(arr), arr.dtype)
+
+# %% ../../nbs/14_data.pack.ipynb #0fdaf898
+def _pack_column(paths: list, col: str, out: Path, pool, progress: bool, bands: list|None=None) -> dict:
     "Write one column's bands as `<col>.npy` + offsets + geo arrays under `out`; its manifest entry"
     with rasterio.Env(**FAST_READ_ENV): heads = list(pool.map(_header, paths))
     shapes = {(h[1], h[2], h[3]) for h in heads}
     if len(shapes) != 1: raise FlairHubDataError(f"column {col}: the files differ in size/dtype {sorted(shapes)[:4]}; cannot pack")
     H, W, dt = shapes.pop()
-    offs = np.zeros(len(paths) + 1, np.int64); offs[1:] = np.cumsum([h[0] for h in heads])
+    offs = np.zeros(len(paths) + 1, np.int64)
+    offs[1:] = np.cumsum([len(bands) if bands else h[0] for h in heads])
     mm = np.lib.format.open_memmap(out/f'{col}.npy', mode='w+', dtype=dt, shape=(int(offs[-1]), H, W))
-    def fill(i):
-        with rasterio.Env(**FAST_READ_ENV), rasterio.open(paths[i]) as src: mm[offs[i]:offs[i + 1]] = src.read()
-    it = pool.map(fill, range(len(paths)))
+    it = pool.map(functools.partial(_fill, mm, offs, paths, bands), range(len(paths)))
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, total=len(paths), desc=f"pack {out.name}/{col}", leave=False)
-    for _ in it: pass
-    mm.flush(); del mm
+    vmax = None
+    for v in it:
+        if col.endswith(_LABEL_SUFFIXES): vmax = v if vmax is None else np.maximum(vmax, v)  # per band: a label's levels
+    mm.flush()
+    del mm
     crs = sorted({h[4] for h in heads})
     np.save(out/f'{col}.offsets.npy', offs)
     np.save(out/f'{col}.crs.npy', np.array([crs.index(h[4]) for h in heads], np.int32))
     np.save(out/f'{col}.bounds.npy', np.array([h[5] for h in heads], np.float64).reshape(-1, 4))
     np.save(out/f'{col}.transform.npy', np.array([h[6] for h in heads], np.float64).reshape(-1, 6))
-    return {'file': f'{col}.npy', 'dtype': str(np.dtype(dt)), 'shape': [int(offs[-1]), H, W], 'crs': crs}
+    return {'file': f'{col}.npy', 'dtype': str(np.dtype(dt)), 'shape': [int(offs[-1]), H, W], 'crs': crs, 'bands': bands,
+            'max': vmax.tolist() if vmax is not None else None}
 
 # %% ../../nbs/14_data.pack.ipynb #9f4db60f
-def _check_manifest(out_dir: Path, csvs: dict|None=None) -> dict:
-    "The manifest of a complete pack, checked against the format version and (if given) the CSVs' checksums"
+def _check_footprints(out: Path, entry: dict) -> None:
+    "Raise `GeometryMismatchError` naming both files when a patch's files differ in CRS or footprint"
+    cols = list(entry['columns'])
+    ld = lambda c, x: np.load(out/f'{c}.{x}.npy')
+    c0, b0, t0 = cols[0], ld(cols[0], 'bounds'), ld(cols[0], 'transform')
+    w0 = np.array(entry['columns'][c0]['crs'])[ld(c0, 'crs')]
+    for c in cols[1:]:
+        b, t = ld(c, 'bounds'), ld(c, 'transform')
+        w = np.array(entry['columns'][c]['crs'])[ld(c, 'crs')]
+        tol = 0.5 * np.maximum(np.abs(t[:, [0, 4]]).max(1), np.abs(t0[:, [0, 4]]).max(1)) + 1e-6 * np.abs(b0).max(1)
+        gap = np.abs(b - b0).max(1)
+        bad = np.flatnonzero((w != w0) | (gap > tol))
+        if len(bad):
+            i = int(bad[0])
+            p, p0 = entry['paths'][c][i], entry['paths'][c0][i]
+            what = 'CRS differs from' if w[i] != w0[i] else f"footprint {tuple(b[i].round(3))} differs by {gap[i]:g} from {tuple(b0[i].round(3))} of"
+            raise GeometryMismatchError(f"{p}: {what} {p0} (and {len(bad) - 1} more patch(es) in column {c})")
+
+def _source(csv: Path) -> dict:
+    "What ties a pack to a split CSV: path, size, mtime and checksum"
+    s = Path(csv).stat()
+    return {'csv': str(Path(csv).resolve()), 'csv_size': s.st_size, 'csv_mtime_ns': s.st_mtime_ns, 'csv_sha256': file_sha256(csv)}
+
+def _same_source(entry: dict, csv: Path) -> bool:
+    "The CSV is the one packed: same size and mtime, or else the same checksum"
+    s = Path(csv).stat()
+    if (entry.get('csv_size'), entry.get('csv_mtime_ns')) == (s.st_size, s.st_mtime_ns): return True
+    return entry['csv_sha256'] == file_sha256(csv)
+
+# %% ../../nbs/14_data.pack.ipynb #5c2ab9c7
+def _check_manifest(out_dir: Path, csvs: dict|None=None, st: DataSettings|None=None) -> dict:
+    "The manifest of a complete pack, checked against the format, the CSVs (if given) and what `st` needs (if given)"
     mf = out_dir/MANIFEST
     if not mf.is_file(): raise StalePackError(f"{out_dir}: no {MANIFEST}: not a packed dataset, or an interrupted pack")
     man = json.loads(mf.read_text())
     if man.get('format') != PACK_FORMAT:
-        raise StalePackError(f"{mf}: pack format {man.get('format')!r}, this version reads {PACK_FORMAT}; repack")
+        raise StalePackError(f"{mf}: pack format {man.get('format')!r}, this version reads {PACK_FORMAT}; repack (flairhub_pack --config X)")
     for s, c in (csvs or {}).items():
         if s not in man['splits']: raise StalePackError(f"{mf}: split {s!r} ({c}) is not in the pack (has {list(man['splits'])})")
-        if man['splits'][s]['csv_sha256'] != file_sha256(c):
+        if not _same_source(man['splits'][s], c):
             raise StalePackError(f"{mf}: split {s!r} is stale: {c} changed since it was packed from "
-                                 f"{man['splits'][s]['csv']}; repack with pack_dataset(..., overwrite=True)")
+                                 f"{man['splits'][s]['csv']}; repack with flairhub_pack --config X (or pack_dataset(..., overwrite=True))")
+    P = pack_mismatch(man['built_from']['columns'], st) if st is not None else []
+    if P: raise StalePackError(f"{mf}: the pack does not match the config: " + '; '.join(f"{k}: {m}" for k, m in P) +
+                               "; rebuild it with flairhub_pack --config X")
     return man
 
 # %% ../../nbs/14_data.pack.ipynb #8f751696
@@ -118,47 +198,74 @@ def _pack_split(csv: Path, # split CSV
                 progress: bool, # tqdm bars
                 mtd: Path|None, # the date GeoPackages' folder
                 dates: dict, # manifest dates, updated with those of this split's time series
+                columns: dict|None=None, # column -> bands to store (default: every column of the CSV, every band)
+                data_root: Path|None=None, # the root the CSV's paths start from (see `read_split_csv`)
                ) -> dict:
-    "Pack every column of one split CSV; its manifest entry"
-    cols = [c for c in pd.read_csv(csv, nrows=0).columns if c != 'patch_id']
-    index = read_split_csv(csv, cols)
+    "Pack the columns of one split CSV; its manifest entry"
+    if columns is None: columns = {c.strip(): None for c in pd.read_csv(csv, nrows=0, sep=csv_separator(csv)).columns if c.strip() != 'patch_id'}
+    index = read_split_csv(csv, list(columns), data_root)
+    check_index_files(index, csv, list(columns))
     out.mkdir()
-    entry = {'csv': str(Path(csv).resolve()), 'csv_sha256': file_sha256(csv), 'n': len(index['patch_id']),
-             'patch_id': index['patch_id'], 'paths': {c: index[c] for c in cols}, 'columns': {}}
-    for c in cols: entry['columns'][c] = _pack_column(index[c], c, out, pool, progress)
+    entry = {**_source(csv), 'n': len(index['patch_id']), 'patch_id': index['patch_id'],
+             'paths': {c: index[c] for c in columns}, 'columns': {}}
+    for c, bands in columns.items(): entry['columns'][c] = _pack_column(index[c], c, out, pool, progress, bands)
+    if len(columns) > 1 and entry['n']: _check_footprints(out, entry)
     for m in DATES_GPKG:
-        if m not in cols: continue
+        if m not in columns: continue
         if mtd is None: raise KeyError(f"{csv}: has {m} but no global_mtd_folder was given for its dates")
         d = SentinelDates.from_gpkg(mtd/DATES_GPKG[m], {patch_id_from_path(p) for p in index[m]})
         dates.setdefault(m, {}).update({k: [str(x) for x in v] for k, v in d.dates.items()})
     return entry
 
+# %% ../../nbs/14_data.pack.ipynb #cdc0961a
+def _built_from(man: dict, st: DataSettings|None, root: Path|None) -> dict:
+    "What a pack was built from: per column its bands and largest label value, the preprocessing, the sources"
+    cols = {}
+    for e in man['splits'].values():
+        for c, m in e['columns'].items():
+            prev = cols.get(c, {}).get('max')
+            cols[c] = {'bands': m['bands'], 'dtype': m['dtype'], 'max': m['max'] if prev is None or m['max'] is None else np.maximum(prev, m['max']).tolist()}
+    pre = {} if st is None else {'calc_elevation': st.calc_elevation, 'stack_dsm': st.stack_dsm, 'filter_s2': st.filter_s2,
+                                 'filter_args': st.filter_args, 'averaging': st.averaging, 'norm_type': st.norm_type}
+    return {'modalities': [] if st is None else list(st.modalities), 'columns': cols, 'data_root': str(root) if root else None,
+            'preprocessing': pre,  # applied after the pack (on the host or on the device): recorded, not baked in
+            'sources': {s: {k: e[k] for k in ('csv', 'csv_size', 'csv_mtime_ns', 'csv_sha256')} for s, e in man['splits'].items()}}
+
 # %% ../../nbs/14_data.pack.ipynb #5ed7a787
-def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML, `paths.*_csv` + `paths.global_mtd_folder`) or {split: csv, 'global_mtd_folder': dir}
+def _current(out_dir: Path, csvs: dict, st: DataSettings|None, overwrite: bool) -> bool:
+    "True when `out_dir` holds a complete pack of `csvs` that fits `st`; a stale one raises unless `overwrite`"
+    if not out_dir.exists(): return False
+    try: _check_manifest(out_dir, csvs, st)
+    except StalePackError:
+        if not overwrite: raise
+        return False
+    return True
+
+def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML: its split CSVs, modalities, channels, labels) or {split: csv, 'global_mtd_folder': dir, 'data_root': dir}
                  out_dir: str|Path, # pack folder to create
                  splits: Sequence[str]=('train', 'val', 'test'), # splits to pack (those with a CSV)
                  progress: bool=True, # tqdm bars
                  workers: int|None=None, # reader threads (default: CPU count)
-                 overwrite: bool=False, # replace an existing pack that is stale
+                 overwrite: bool=False, # rebuild an existing pack that is stale or does not fit the config
                 ) -> Path:
-    "Pack every column of the split CSVs into uncompressed memmaps + a manifest; returns `out_dir`"
+    "Pack the split CSVs' files (a config's columns and bands, raw values) into memmaps + a manifest; returns `out_dir`"
     out_dir = Path(out_dir)
-    csvs, mtd = _sources(cfg_or_csvs, splits)
-    if out_dir.exists():
-        try: _check_manifest(out_dir, csvs); return out_dir  # complete and current: nothing to do
-        except StalePackError:
-            if not overwrite: raise
+    csvs, mtd, root, st = _sources(cfg_or_csvs, splits)
+    if _current(out_dir, csvs, st, overwrite): return out_dir  # complete and current: nothing to do
+    cols = pack_columns(st) if st is not None else None
     tmp = out_dir.parent/f'.{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}'
     tmp.mkdir(parents=True)
     try:
         man = {'format': PACK_FORMAT, 'splits': {}, 'dates': {}}
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            for s, csv in csvs.items(): man['splits'][s] = _pack_split(csv, tmp/s, pool, progress, mtd, man['dates'])
+            for s, csv in csvs.items(): man['splits'][s] = _pack_split(csv, tmp/s, pool, progress, mtd, man['dates'], cols, root)
+        man['built_from'] = _built_from(man, st, root)
         (tmp/MANIFEST).write_text(json.dumps(man))  # written last: its presence marks a complete pack
         if out_dir.exists(): shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out_dir
 
 # %% ../../nbs/14_data.pack.ipynb #89b99ee2
@@ -167,10 +274,11 @@ class PackedSplit:
     def __init__(self, pack_dir: str|Path, # folder written by `pack_dataset`
                  split: str, # split name in the pack
                  csv: str|Path|None=None, # the split CSV the caller would read: checked against the pack's checksum
+                 st: DataSettings|None=None, # the settings the caller reads with: refused (naming the key) when the pack lacks what they need
                 ):
         self.dir = Path(pack_dir)
         split = {'valid': 'val', 'predict': 'test'}.get(split, split)
-        man = _check_manifest(self.dir, {split: csv} if csv is not None else None)
+        man = _check_manifest(self.dir, {split: csv} if csv is not None else None, st)
         if split not in man['splits']: raise StalePackError(f"{self.dir}: no split {split!r} in the pack (has {list(man['splits'])})")
         self.split, self.meta, self.dates_raw = split, man['splits'][split], man.get('dates', {})
         self._arrays, self._pid, self._crs = {}, None, {}
@@ -203,19 +311,29 @@ def _col(self: PackedSplit, col: str):
     return self._arrays[col]
 
 @patch
+def _positions(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int, name: str) -> list|None:
+    "Rows of the stored bands that hold `channels` (None: all of them, in order)"
+    have = self.meta['columns'][col].get('bands')
+    if channels is None or list(channels) == have: return None
+    if have is None: return [c - 1 for c in _check_channels(name, channels, n)]
+    miss = [c for c in channels if c not in have]
+    if miss: raise StalePackError(f"{name}: its pack in {self.dir} holds bands {have} of {col}, not {miss}; {_column_key(col, True)} changed? rebuild with flairhub_pack --config X")
+    return [have.index(c) for c in channels]
+
+@patch
 def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
          name: str|None=None, # the original file, named in errors
         ) -> tuple[np.ndarray, PatchGeo]:
     "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
-    mm, offs, crs, bounds, _ = self._col(col)
+    mm, offs, crs, bounds, tr = self._col(col)
     a, b = int(offs[i]), int(offs[i + 1])
-    idx = _check_channels(name or f"{self.dir}/{self.split}/{col}[{i}]", channels, b - a)
-    arr = np.array(mm[a:b]) if idx is None else mm[[a + c - 1 for c in idx]]
+    pos = self._positions(col, channels, b - a, name or f"{self.dir}/{self.split}/{col}[{i}]")
+    arr = np.array(mm[a:b]) if pos is None else mm[[a + p for p in pos]]
     k = (col, int(crs[i]))
     if k not in self._crs:
         w = self.meta['columns'][col]['crs'][k[1]]
         self._crs[k] = CRS.from_wkt(w) if w else None
-    return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]))
+    return arr, PatchGeo(self._crs[k], tuple(float(v) for v in bounds[i]), (float(tr[i][0]), float(-tr[i][4])))
 
 @patch
 def reader(self: PackedSplit, col: str, i: int) -> Callable:
@@ -232,3 +350,52 @@ def release(self: PackedSplit) -> None:
 def transform(self: PackedSplit, col: str, i: int) -> rasterio.Affine:
     "Affine transform of patch `i`'s `col` file (to georeference predictions)"
     return rasterio.Affine(*self._col(col)[4][i])
+
+# %% ../../nbs/14_data.pack.ipynb #8e16a280
+def empty_batch(shape: tuple, # tensor shape
+                dtype: np.dtype, # numpy dtype
+                shared: bool|None=None, # in shared memory; default: inside a DataLoader worker
+               ) -> torch.Tensor:
+    "An uninitialised tensor, in shared memory when it will cross from a worker to the main process"
+    tdt = torch.from_numpy(np.empty(0, dtype)).dtype
+    if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.from_numpy(np.empty(shape, dtype))  # numpy's allocator: fewer page faults than torch's
+    n = int(np.prod(shape))
+    st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
+    return torch.empty(0, dtype=tdt).set_(st, 0, (n,), (1,)).view(shape)
+
+@patch
+def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
+           channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
+           shared: bool|None=None, # see `empty_batch`
+          ) -> torch.Tensor:
+    "The bands of patches `rows` in `col` as one (B,C,H,W) tensor in the file's dtype, copied once from the memmap"
+    mm, offs = self._col(col)[:2]
+    rows = [int(r) for r in rows]
+    n = {int(offs[r + 1] - offs[r]) for r in rows}
+    if len(n) > 1: raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4]} hold different band counts {sorted(n)}")
+    pos = self._positions(col, channels, n.pop() if n else 0, f"{self.dir}/{self.split}/{col}")
+    C = (int(offs[rows[0] + 1] - offs[rows[0]]) if rows else 0) if pos is None else len(pos)
+    out = empty_batch((len(rows), C) + mm.shape[1:], mm.dtype, shared)
+    o = out.numpy()
+    for j, r in enumerate(rows):
+        a = int(offs[r])
+        if pos is None: o[j] = mm[a:a + C]
+        else:
+            for q, p in enumerate(pos): o[j, q] = mm[a + p]
+    return out
+
+# %% ../../nbs/14_data.pack.ipynb #82dfbd47
+def run(cfg: dict, # resolved training config with `paths.packed_dir`
+       ) -> int:
+    "`flairhub_pack`: pack the config's splits into `paths.packed_dir`, rebuilding one that does not match; returns 0"
+    out = (cfg.get('paths') or {}).get('packed_dir')
+    if not out: raise KeyError("paths.packed_dir is not set: give the folder the pack goes to (e.g. -o paths.packed_dir=/data/pack)")
+    splits = tuple(s for s, k in _SPLIT_KEYS.items() if cfg['paths'].get(k))
+    was = (Path(out)/MANIFEST).stat().st_mtime_ns if (Path(out)/MANIFEST).is_file() else None
+    pack_dataset(cfg, out, splits, progress=True, overwrite=True)
+    man = json.loads((Path(out)/MANIFEST).read_text())
+    size = sum(f.stat().st_size for f in Path(out).rglob('*') if f.is_file())
+    state = 'current, kept' if was == (Path(out)/MANIFEST).stat().st_mtime_ns else 'written'
+    print(f"flairhub_pack: {out}: {state}; " + ', '.join(f"{s} {e['n']} patches" for s, e in man['splits'].items()) +
+          f"; columns {list(man['built_from']['columns'])}; {size / 2**20:.1f} MiB")
+    return 0

@@ -29,8 +29,9 @@ from .scene import (DATE_MODALITIES, PATCH_M, S2_GSD, TOY_LABELS, TOY_MODALITIES
                                    spot_from_aerial, write_geotiff)
 
 # %% auto #0
-__all__ = ['TOY_PATCH_IDS', 'TOY_SPLITS', 'TOY_CSV_NAMES', 'CSV_COLUMNS', 'toy_rel_path', 'patch_origin', 'patch_dates',
-           'render_patch', 'ToyDataset', 'make_toy_dataset', 'toy_config']
+__all__ = ['TOY_PATCH_IDS', 'TOY_SPLITS', 'TOY_CSV_NAMES', 'CSV_COLUMNS', 'CONFIG_FILES', 'TOY_TRAINING', 'toy_rel_path',
+           'patch_origin', 'patch_dates', 'render_patch', 'ToyDataset', 'make_toy_dataset', 'toy_config',
+           'relative_paths', 'write_toy_config']
 
 # %% ../../nbs/16_toy.dataset.ipynb #7e87d14d
 def _read_patch_ids() -> dict:
@@ -188,7 +189,7 @@ class ToyDataset:
     seed: int
     modalities: tuple
     stats: dict = field(default_factory=dict)  # modality -> {'means': [...], 'stds': [...]} per band (train split)
-    seconds: float = 0.0  # generation time
+    seconds: float = field(default=0.0, repr=False)  # generation time
 
     @property
     def csv(self) -> dict: return {s: self.root/'csv'/TOY_CSV_NAMES[s] for s in TOY_SPLITS}
@@ -202,8 +203,8 @@ class ToyDataset:
 
     def _repr_markdown_(self) -> str:
         n = ', '.join(f"{s} {len(v)}" for s, v in self.patch_ids.items())
-        return (f"**ToyDataset** `{self.root}`: {len(self)} patches ({n}) of {self.patch_px} px "
-                f"({PATCH_M / self.patch_px:g} m aerial), seed {self.seed}, generated in {self.seconds:.1f} s\n\n"
+        return (f"**ToyDataset** `{self.root.name}`: {len(self)} patches ({n}) of {self.patch_px} px "
+                f"({PATCH_M / self.patch_px:g} m aerial), seed {self.seed}\n\n"
                 f"modalities: {', '.join(self.modalities)}; labels: {', '.join(TOY_LABELS)}")
 
     @classmethod
@@ -237,7 +238,7 @@ def _existing(root: Path, params: dict, overwrite: bool) -> ToyDataset|None:
 
 def _finish_stats(parts: list) -> dict:
     out = {}
-    for m in {k for p in parts for k in p}:
+    for m in sorted({k for p in parts for k in p}):  # sorted: the same file and repr every run
         s = np.sum([p[m][0] for p in parts if m in p], 0); ss = np.sum([p[m][1] for p in parts if m in p], 0)
         n = sum(p[m][2] for p in parts if m in p)
         mean = s / n
@@ -365,3 +366,46 @@ def toy_config(out_dir: str|Path, # toy dataset root (with toy_stats.json and cs
     if merge_defaults: cfg = load_config(cfg)
     if write: _write_text(root/write, yaml.safe_dump(cfg, sort_keys=False))
     return cfg
+
+# %% ../../nbs/16_toy.dataset.ipynb #98026eb0
+CONFIG_FILES = {'config_task.yaml': ('paths', 'tasks', 'hyperparams', 'hardware', 'saving'),
+                'config_modalities.yaml': ('modalities',), 'config_models.yaml': ('models',),
+                'config_supervision.yaml': ('labels', 'labels_configs')}  # the reference's split of a training config
+TOY_TRAINING = {'models': {'monotemp_model': {'arch': 'resnet18-upernet', 'new_channels_init_mode': 'random'}},
+                'hyperparams': {'num_epochs': 20, 'batch_size': 8, 'learning_rate': 0.001},
+                'hardware': {'accelerator': 'auto', 'num_workers': 0}}  # a small model that learns the toy set on a CPU
+
+def relative_paths(paths: dict, # config `paths` (absolute or relative values)
+                   folder: Path, # the config file's folder
+                  ) -> dict:
+    "Absolute config paths made relative to `folder` (a trailing `/` kept)"
+    rel = lambda v: os.path.relpath(v, folder) + ('/' if v.endswith('/') else '')
+    return {k: rel(v) if isinstance(v, str) and os.path.isabs(v) else v for k, v in paths.items()}
+
+# %% ../../nbs/16_toy.dataset.ipynb #88b564b7
+def _dump(cfg: dict, header: str) -> str: return header + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=110)
+
+def write_toy_config(root: str|Path, # toy dataset root (with toy_stats.json and csv/)
+                     dest: str|Path, # YAML file to write, or a folder (existing, or ending with `/`) for the 4-file form
+                     modalities: Sequence[str]=('AERIAL_RGBI', 'SENTINEL2_TS'), # enabled modalities
+                     tasks: Sequence[str]=('AERIAL_LABEL-COSIA',), # supervised labels
+                     **sections, # top-level sections merged over the written config, e.g. hyperparams={'num_epochs': 2}
+                    ) -> list[Path]:
+    "Write a ready training config for a toy set, its paths relative to its folder; the files written"
+    from flairhub_nb.config import deep_merge
+    cfg = deep_merge(deep_merge(toy_config(root, modalities, tasks, merge_defaults=False), TOY_TRAINING), sections)
+    split = str(dest).endswith(('/', os.sep)) or Path(dest).is_dir()
+    dest = Path(dest)
+    folder = (dest if split else dest.parent).resolve()
+    cfg['paths'] = relative_paths(cfg['paths'], folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    load_config(cfg, base_dir=folder)  # raises ConfigError before anything is written
+    ds = ToyDataset.load(root)
+    head = (f"# written by flairhub_toy --write-config for the toy set {os.path.relpath(Path(root).resolve(), folder)} "
+            f"({ds.patch_px} px, seed {ds.seed}); normalisation: its train statistics\n")
+    if not split:
+        _write_text(dest, _dump(cfg, head))
+        return [dest]
+    out = [folder/f for f in CONFIG_FILES]
+    for f, keys in CONFIG_FILES.items(): _write_text(folder/f, _dump({k: cfg[k] for k in keys if k in cfg}, head))
+    return out

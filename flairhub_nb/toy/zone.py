@@ -28,14 +28,14 @@ from rasterio.transform import from_origin
 from ..config import TS_MODALITIES
 from ..data.sentinel import DATES_KEY
 from ..testing import reference_dir
-from .dataset import _DEFAULT_CHANNELS, _value_names, make_toy_dataset
+from .dataset import _DEFAULT_CHANNELS, TOY_TRAINING, _value_names, make_toy_dataset, relative_paths, write_toy_config
 from .scene import (DATE_MODALITIES, PATCH_M, S2_GSD, TOY_LABELS, TOY_MODALITIES, _domain_elevation,
                                    _write_text, draw_dates, hash_u01, pan_from_aerial, render_ground, render_s1,
                                    render_s2, spot_from_aerial, write_geotiff)
 
 # %% auto #0
 __all__ = ['ZONE_GSDS', 'ZoneGrid', 'zone_grid', 'ToyZone', 'make_toy_zone', 'write_test_raster', 'make_test_zone',
-           'zonal_config', 'main']
+           'zonal_config', 'write_toy_zonal_config', 'main']
 
 # %% ../../nbs/17_toy.zone.ipynb #395f573d
 ZONE_GSDS = (0.2, 0.4, 0.8, 1.6)  # aerial pixel sizes a zone can use (102.4 m windows of 512..64 px)
@@ -343,11 +343,29 @@ def zonal_config(zone: ToyZone|dict, # a `ToyZone`, or the paths `make_test_zone
     cfg.update(kw)
     return cfg
 
+# %% ../../nbs/17_toy.zone.ipynb #18b82044
+def write_toy_zonal_config(zone: ToyZone, # the zone to predict
+                           dest: str|Path, # YAML file to write
+                           model_weights: str|Path, # checkpoint to run (need not exist yet)
+                           modalities: Sequence[str]=('AERIAL_RGBI', 'SENTINEL2_TS'), # the model's inputs
+                           stats: dict|None=None, # the training set's statistics (`ToyDataset.stats`)
+                           **overrides, # top-level keys, e.g. img_pixels_detection=256
+                          ) -> Path:
+    "Write a zonal config for a toy zone with paths relative to its folder"
+    dest = Path(dest)
+    folder = dest.parent.resolve()
+    kw = dict(monotemp_arch=TOY_TRAINING['models']['monotemp_model']['arch'], img_pixels_detection=256, margin=32, batch_size=4)
+    cfg = zone.zonal_config(Path(model_weights).resolve(), zone.root.resolve().parent/'zonal_results', modalities, stats, **(kw | overrides))
+    top = relative_paths({k: cfg[k] for k in ('output_path', 'model_weights')}, folder)
+    for m, b in cfg['modalities'].items():
+        if m != 'inputs': b.update(relative_paths({k: str(v) for k, v in b.items() if k.endswith(('_path', '_txt'))}, folder))
+    _write_text(dest, f"# written by flairhub_toy --write-zonal-config for the toy zone {zone.name}\n" +
+                yaml.safe_dump(cfg | top, sort_keys=False, default_flow_style=None, width=110))
+    return dest
+
 # %% ../../nbs/17_toy.zone.ipynb #d836caa6
-def main(argv: Sequence[str]|None=None) -> int:
-    "Entry point of `flairhub_toy`: generate a toy dataset and/or a toy zone"
+def _parser():
     import argparse
-    import sys
     p = argparse.ArgumentParser(prog='flairhub_toy', description='Generate a learnable toy FLAIR-HUB dataset (and zone).')
     p.add_argument('out_dir', help='output folder (dataset root)')
     p.add_argument('--n-train', type=int, default=150); p.add_argument('--n-val', type=int, default=50)
@@ -361,19 +379,35 @@ def main(argv: Sequence[str]|None=None) -> int:
     p.add_argument('--zone-size-m', type=float, default=1000.0)
     p.add_argument('--zone-gsd', type=float, default=0.2, help=f'zone aerial pixel size, one of {ZONE_GSDS}')
     p.add_argument('--zone-modalities', default='AERIAL_RGBI,DEM_ELEV,SPOT_RGBI,SENTINEL2_TS')
+    p.add_argument('--write-config', metavar='PATH', help='also write a ready training config (a YAML file, or a folder/ for the 4-file form)')
+    p.add_argument('--write-zonal-config', metavar='PATH', help='also write a zonal config for the zone (with --zone)')
+    p.add_argument('--config-modalities', default='AERIAL_RGBI,SENTINEL2_TS', help='inputs of the model in the written configs')
     p.add_argument('--no-progress', action='store_true')
-    a = p.parse_args(argv)
+    return p
+
+# %% ../../nbs/17_toy.zone.ipynb #d8721f96
+def main(argv: Sequence[str]|None=None) -> int:
+    "Entry point of `flairhub_toy`: generate a toy dataset and/or a toy zone, and configs for them"
+    import sys
+    a = _parser().parse_args(argv)
+    mods = [m for m in a.config_modalities.split(',') if m]
     try:
+        if a.write_zonal_config and not (a.zone or a.zone_only): raise ValueError('--write-zonal-config needs --zone')
         if not a.zone_only:
             ds = make_toy_dataset(a.out_dir, a.n_train, a.n_val, a.n_test, a.patch_px, a.seed,
                                   [m for m in a.modalities.split(',') if m], not a.no_progress, a.workers)
             print(f"toy dataset: {len(ds)} patches in {ds.root} ({ds.seconds:.1f} s); CSVs in {ds.root/'csv'}")
+            if a.write_config: print(f"training config: {', '.join(map(str, write_toy_config(ds.root, a.write_config, mods)))}")
         if a.zone or a.zone_only:
             z = make_toy_zone(Path(a.out_dir)/('' if a.zone_only else 'zone'), a.zone_size_m, seed=a.seed,
                               modalities=[m for m in a.zone_modalities.split(',') if m], aerial_gsd=a.zone_gsd,
                               workers=a.workers, progress=not a.no_progress)
             print(f"toy zone: {z.grid.size_m:g} m square in {z.root} ({z.seconds:.1f} s)")
+            if a.write_zonal_config:
+                w = Path(a.out_dir)/'results'/'toy'/'checkpoints'/'last.ckpt'  # what the written training config produces
+                stats = json.loads((Path(a.out_dir)/'toy_stats.json').read_text()) if not a.zone_only else None
+                print(f"zonal config: {write_toy_zonal_config(z, a.write_zonal_config, w, mods, stats)}")
     except (ValueError, KeyError, OSError) as e:
-        print(f"flairhub_toy: error: {e}", file=sys.stderr)
+        print(f"flairhub_toy: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,4 @@
-"""Interactive maps (leafmap, ipyleaflet backend) of a FLAIR-HUB dataset: patch footprints by split or domain, a patch's modalities, labels and predictions as image overlays with legend, opacity and Sentinel date sliders, and zonal outputs. Works offline.
+"""Interactive maps (leafmap, ipyleaflet backend) of a FLAIR-HUB dataset: patch footprints by split or domain, a patch's modalities, labels and predictions as image overlays with legend, opacity and Sentinel date sliders, and zonal outputs (COG/VRT) as tiles from a local tile server. The view opens on the data. Works offline.
 
 Docs: https://flairhub-nb.github.io/flairhub_nb/viz.maps.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/viz.maps.html.md"""
 
 # %% ../../nbs/51_viz.maps.ipynb #6357674d
 from __future__ import annotations
-import base64, io, json, re
+import base64, io, json, re, warnings
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,8 +17,8 @@ from .plots import (MODALITY_ORDER, TASK_KEYS, label_to_rgb, read_decimated, rea
                                    render_modality, resolve_csv_path)
 
 # %% auto #0
-__all__ = ['SPLIT_COLOURS', 'split_name', 'find_split_csvs', 'patch_footprints', 'png_data_url', 'legend_html', 'PatchExplorer',
-           'explore']
+__all__ = ['SPLIT_COLOURS', 'ZONAL_NODATA', 'split_name', 'find_split_csvs', 'patch_footprints', 'png_data_url', 'legend_html',
+           'view_for_bounds', 'PatchExplorer', 'zonal_tile_layer', 'explore']
 
 # %% ../../nbs/51_viz.maps.ipynb #d3ad9c0c
 _FOOTPRINT_KEYS = ('AERIAL_RGBI', 'AERIAL_LABEL-COSIA', 'ALL_LABEL-LPIS', 'DEM_ELEV', 'SPOT_RGBI', 'AERIAL-RLT_PAN',
@@ -41,7 +41,8 @@ def find_split_csvs(source: Path|str|Sequence|Mapping, # dataset folder, CSV, li
         out = {s: Path(v) for s, v in found.items() if v}
     elif isinstance(source, Mapping): out = {str(k): Path(v) for k, v in source.items()}
     elif isinstance(source, (str, Path)) and Path(source).is_dir():
-        d = Path(source); csvs = sorted((d/'csv').glob('*.csv')) or sorted(d.glob('*.csv'))
+        d = Path(source)
+        csvs = sorted((d/'csv').glob('*.csv')) or sorted(d.glob('*.csv'))
         out = {split_name(c): c for c in csvs}
     elif isinstance(source, (str, Path)): out = {split_name(source): Path(source)}
     else: out = {split_name(c): Path(c) for c in source}
@@ -80,8 +81,10 @@ def png_data_url(img: np.ndarray, # (H,W,3|4) uint8/float in [0,1], or (H,W) gre
     a = np.asarray(img)
     if a.dtype != np.uint8: a = (np.clip(np.nan_to_num(a.astype('float32')), 0, 1)*255).round().astype('uint8')
     if max(a.shape[:2]) < min_px:
-        k = -(-min_px // max(a.shape[:2])); a = np.repeat(np.repeat(a, k, 0), k, 1)
-    buf = io.BytesIO(); Image.fromarray(a).save(buf, format='PNG')
+        k = -(-min_px // max(a.shape[:2]))
+        a = np.repeat(np.repeat(a, k, 0), k, 1)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format='PNG')
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
 def _decode_png(url: str) -> np.ndarray:
@@ -99,12 +102,36 @@ def legend_html(task: str, # task key or suffix
                     f"border:1px solid #888;margin-right:4px'></span>{i} {nom.names[i]}</div>" for i in classes)
     return f"<div style='font-size:11px'><b>{nom.task}</b>{items}</div>"
 
+# %% ../../nbs/51_viz.maps.ipynb #9e972fb8
+import math
+
+def _merc_y(lat: float) -> float:
+    "Web-Mercator y of a latitude, in world units (0 at the top, 1 at the bottom)"
+    s = math.sin(math.radians(max(-85.05, min(85.05, lat))))
+    return 0.5 - math.log((1 + s)/(1 - s))/(4*math.pi)
+
+def view_for_bounds(bounds, # ((south, west), (north, east)) in degrees
+                    size: tuple[int, int]=(800, 520), # view (width, height) in pixels
+                    padding: int=16, # pixels left free on each side
+                    max_zoom: int=20, # the closest zoom used
+                   ) -> tuple[tuple[float, float], int]:
+    "The centre (lat, lon) and the largest integer zoom at which a view of `size` pixels shows `bounds`"
+    (s, w), (n, e) = bounds
+    y0, y1 = _merc_y(n), _merc_y(s)
+    dx, dy = max(abs(e - w)/360, 1e-12), max(y1 - y0, 1e-12)
+    fx, fy = max(size[0] - 2*padding, 1)/(256*dx), max(size[1] - 2*padding, 1)/(256*dy)
+    zoom = int(max(0, min(max_zoom, math.floor(math.log2(min(fx, fy))))))
+    yc = (y0 + y1)/2
+    lat = math.degrees(math.atan(math.sinh(math.pi*(1 - 2*yc))))
+    return (lat, (w + e)/2), zoom
+
 # %% ../../nbs/51_viz.maps.ipynb #b14dad36
 _PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']
 SPLIT_COLOURS = {'train': '#1f77b4', 'valid': '#ff7f0e', 'test': '#2ca02c'}
 
 def _colours(values: Sequence[str], fixed: Mapping[str, str]|None=None) -> dict[str, str]:
-    vals = sorted(set(values)); fixed = fixed or {}
+    vals = sorted(set(values))
+    fixed = fixed or {}
     free = iter(c for c in _PALETTE if c not in fixed.values())
     return {v: fixed.get(v) or next(free, '#444444') for v in vals}
 
@@ -121,27 +148,32 @@ class PatchExplorer:
         self.predictions = dict(predictions or {})
         self.colours = _colours(self.footprints[color_by], SPLIT_COLOURS if color_by == 'split' else None)
         self._cache: dict[str, dict] = {}; self._dates: dict[str, Any] = {}
-        self.patch_id = None; self.layer = None; self.date_index = 0; self.overlay = None; self.zonal_layers = []
+        self.patch_id = None
+        self.layer = None
+        self.date_index = 0
+        self.overlay = None
+        self.zonal_layers = []
         self._build(basemap, height)
 
-# %% ../../nbs/51_viz.maps.ipynb #4696b3f6
+# %% ../../nbs/51_viz.maps.ipynb #f34e7cbb
 from fastcore.basics import patch
 
 @patch
 def _build(self: PatchExplorer, basemap: bool, height: str):
     import ipywidgets as W, ipyleaflet
     import leafmap.leafmap as leafmap
-    x0, y0, x1, y1 = self.footprints.total_bounds
-    self.map = leafmap.Map(center=((y0 + y1)/2, (x0 + x1)/2), zoom=15, height=height, draw_control=False, search_control=False,
-                           measure_control=False, toolbar_control=False)
+    self.height = height
+    self.map = leafmap.Map(center=(46.5, 2.5), zoom=5, height=height, draw_control=False, search_control=False,
+                           measure_control=False, toolbar_control=False, max_zoom=22)
     for l in [l for l in self.map.layers if isinstance(l, ipyleaflet.TileLayer)]: self.map.remove(l)
     self._basemap_layers = [ipyleaflet.basemap_to_tiles(ipyleaflet.basemaps.OpenStreetMap.Mapnik)]
-    self.map.fit_bounds(self._bounds(self.footprints.total_bounds))
+    self.fit(self.footprints.total_bounds)
     self.footprint_layer = ipyleaflet.GeoJSON(data=json.loads(self.footprints[['patch_id', 'split', 'domain', 'geometry']].to_json()),
                                               style_callback=self._style, name='patches',
                                               hover_style={'weight': 3, 'fillOpacity': 0.1})
     self.footprint_layer.on_click(lambda feature=None, **kw: self.select(feature['properties']['patch_id']))
     self.map.add(self.footprint_layer)
+    self.map.add(ipyleaflet.LayersControl(position='topright'))
     self.patch_select = W.Dropdown(options=list(self.footprints['patch_id']), value=None, description='Patch')
     self.layer_select = W.Dropdown(options=[], description='Layer')
     self.date_slider = W.IntSlider(min=0, max=0, value=0, description='Date', disabled=True, continuous_update=False)
@@ -159,6 +191,7 @@ def _build(self: PatchExplorer, basemap: bool, height: str):
     self.legend.value = self._footprint_legend()
     if basemap: self.basemap_box.value = True
 
+# %% ../../nbs/51_viz.maps.ipynb #5bd05706
 @patch
 def _bounds(self: PatchExplorer, tb) -> list:
     "((south, west), (north, east)) from (minx, miny, maxx, maxy)"
@@ -186,6 +219,26 @@ def set_basemap(self: PatchExplorer, on: bool=True):
 @patch
 def _repr_mimebundle_(self: PatchExplorer, **kw): return self.widget._repr_mimebundle_(**kw)
 
+# %% ../../nbs/51_viz.maps.ipynb #909bddca
+@patch
+def _view_size(self: PatchExplorer) -> tuple[int, int]:
+    "The map's size in pixels: measured by the browser once shown, else 800 × the map's height"
+    pb = self.map.pixel_bounds
+    if pb and len(pb) == 2:
+        (x0, y0), (x1, y1) = pb
+        if x1 - x0 > 50 and y1 - y0 > 50: return int(x1 - x0), int(y1 - y0)
+    m = re.match(r'^\s*(\d+)\s*px\s*$', str(self.height))
+    return 800, int(m.group(1)) if m else 520
+
+@patch
+def fit(self: PatchExplorer, tb) -> tuple[tuple[float, float], int]:
+    "Centre and zoom the map on (minx, miny, maxx, maxy) in EPSG:4326; returns (center, zoom)"
+    center, zoom = view_for_bounds(self._bounds(tb), self._view_size())
+    with self.map.hold_sync():
+        self.map.center = list(center)
+        self.map.zoom = zoom
+    return center, zoom
+
 # %% ../../nbs/51_viz.maps.ipynb #5c88ccb1
 _DATES_GPKG = {'SENTINEL2_TS': 'GLOBAL_SENTINEL2_MTD_DATES.gpkg', 'SENTINEL1-ASC_TS': 'GLOBAL_SENTINEL1-ASC_MTD_DATES.gpkg',
                'SENTINEL1-DESC_TS': 'GLOBAL_SENTINEL1-DESC_MTD_DATES.gpkg'}
@@ -212,7 +265,8 @@ def dates(self: PatchExplorer, patch_id: str, key: str) -> np.ndarray|None:
         if g.exists():
             from flairhub_nb.data.sentinel import SentinelDates
             sd = SentinelDates.from_gpkg(g, [patch_id], check_missing=False)
-            out = sd.dates.get(patch_id); break
+            out = sd.dates.get(patch_id)
+            break
     self._dates[patch_id, key] = out
     return out
 
@@ -231,7 +285,7 @@ def select(self: PatchExplorer, patch_id: str, layer: str|None=None):
     self.patch_id = patch_id
     if self.patch_select.value != patch_id: self.patch_select.value = patch_id
     g = self.footprints.loc[self.footprints['patch_id'] == patch_id].geometry.iloc[0]
-    self.map.fit_bounds(self._bounds(g.bounds))
+    self.fit(g.bounds)
     layer = layer or (self.layer if self.layer in layers else layers[0])
     self.layer_select.options = layers
     self.layer = None  # force a redraw even when the layer name does not change
@@ -245,7 +299,8 @@ def _layer_image(self: PatchExplorer, layer: str) -> tuple[np.ndarray, str|None,
     "(image, task of its legend, class map) for a layer of the selected patch; task and map are None for modalities"
     s = self.sample(self.patch_id)
     if layer.startswith('PRED '):
-        task = layer[5:]; p = self.predictions[self.patch_id][task]
+        task = layer[5:]
+        p = self.predictions[self.patch_id][task]
         cls = read_decimated(p, max_px=4096)[0][0] if isinstance(p, (str, Path)) else np.asarray(p)
         return label_to_rgb(cls, task), task, cls
     if layer in TASK_KEYS: return label_to_rgb(s[layer], layer), layer, s[layer]
@@ -265,16 +320,19 @@ def show(self: PatchExplorer, layer: str):
     g = self.footprints.loc[self.footprints['patch_id'] == self.patch_id].geometry.iloc[0]
     ov = ipyleaflet.ImageOverlay(url=png_data_url(img), bounds=self._bounds(g.bounds), opacity=self.opacity.value, name=layer)
     if self.overlay is not None and self.overlay in self.map.layers: self.map.remove(self.overlay)
-    self.map.add(ov); self.overlay, self.layer = ov, layer
+    self.map.add(ov)
+    self.overlay, self.layer = ov, layer
     self.legend.value = legend_html(task, np.unique(cls).astype(int)) if task else self._footprint_legend()
     self.info.value = self._info(layer)
     return self
 
+# %% ../../nbs/51_viz.maps.ipynb #a1b2c3d5
 @patch
 def _info(self: PatchExplorer, layer: str) -> str:
     txt = f"<b>{self.patch_id}</b> · {layer}"
     if layer.endswith('_TS'):
-        n = len(self.sample(self.patch_id)[layer]); d = self.dates(self.patch_id, layer)
+        n = len(self.sample(self.patch_id)[layer])
+        d = self.dates(self.patch_id, layer)
         when = f" ({d[self.date_index]})" if d is not None and len(d) == n else ''
         txt += f" · date {self.date_index + 1}/{n}{when}"
     return txt
@@ -287,34 +345,71 @@ def set_date(self: PatchExplorer, index: int):
     if self.layer and self.layer.endswith('_TS'): self.show(self.layer)
     return self
 
-# %% ../../nbs/51_viz.maps.ipynb #ad467e07
+# %% ../../nbs/51_viz.maps.ipynb #f2e06b27
+ZONAL_NODATA = 255  # nodata of argmax outputs (flairhub_nb.zonal.write.ARGMAX_NODATA)
+
+def zonal_tile_layer(path: Path|str, # class-map raster (GeoTIFF, COG or VRT), one band
+                     task: str='AERIAL_LABEL-COSIA', # task key or suffix: its class colours
+                     opacity: float=0.7, # layer opacity
+                     name: str|None=None, # layer name (default: `zonal <file name>`)
+                    ):
+    "An ipyleaflet `TileLayer` of a class map served by localtileserver with the task's colour table"
+    from localtileserver import TileClient, get_leaflet_tile_layer
+    from localtileserver.tiler import register_colormap
+    nom = nomenclature(task)
+    key = register_colormap({i: (*map(int, nom.rgb(i)), 255) for i in range(nom.num_classes)})
+    from rio_tiler.errors import NoOverviewWarning
+    warnings.filterwarnings('ignore', category=NoOverviewWarning)  # process-wide: the server reads tiles in its own thread (small COGs have no overviews)
+    client = TileClient(str(Path(path).resolve()))
+    return get_leaflet_tile_layer(client, indexes=[1], colormap=key, nodata=ZONAL_NODATA, opacity=opacity,
+                                  name=name or f"zonal {Path(path).name}", max_zoom=22, show_loading=False)
+
+# %% ../../nbs/51_viz.maps.ipynb #ee264c85
 @patch
 def add_zonal(self: PatchExplorer,
-              path: Path|str, # zonal output GeoTIFF (class map, or K-band probabilities)
+              path: Path|str, # zonal output (COG/GeoTIFF/VRT): a class map, or K-band probabilities
               task: str='AERIAL_LABEL-COSIA', # task key or suffix
-              max_px: int=1024, # longest side of the overlay
-              opacity: float=0.7, # overlay opacity
+              opacity: float=0.7, # layer opacity
               zoom_to: bool=True, # fit the map to the raster
+              max_px: int=1024, # longest side of the legend's sample (and of a probability overlay)
              ):
-    "Add a zonal prediction as a coloured image overlay with its legend"
-    import ipyleaflet
+    "Add a zonal output: class maps as localtileserver tiles, probabilities as an argmax overlay; with the legend"
+    import ipyleaflet, rasterio
     from rasterio.warp import transform_bounds
+    if not Path(path).is_file(): raise FileNotFoundError(f"zonal output {path} not found")
+    with rasterio.open(path) as src: count = src.count
     a, (bounds, crs) = read_decimated(path, max_px)
-    cls = a[0] if len(a) == 1 else a.argmax(0)
+    cls = a[0] if count == 1 else a.argmax(0)
     tb = transform_bounds(crs, 'EPSG:4326', *bounds)
-    ov = ipyleaflet.ImageOverlay(url=png_data_url(label_to_rgb(cls, task), min_px=0), bounds=self._bounds(tb),
-                                 opacity=opacity, name=f"zonal {Path(path).name}")
-    self.map.add(ov); self.zonal_layers.append(ov)
-    self.legend.value = legend_html(task, np.unique(cls).astype(int))
-    if zoom_to: self.map.fit_bounds(self._bounds(tb))
-    return ov
+    if count == 1: layer = zonal_tile_layer(path, task, opacity=opacity)
+    else: layer = ipyleaflet.ImageOverlay(url=png_data_url(label_to_rgb(cls, task), min_px=0), bounds=self._bounds(tb),
+                                          opacity=opacity, name=f"zonal {Path(path).name}")
+    self.map.add(layer)
+    self.zonal_layers.append(layer)
+    present = [int(c) for c in np.unique(cls) if c != ZONAL_NODATA]
+    self._zonal_legend(task, present)  # on the map: the legend under it stays the patch layer's
+    if zoom_to: self.fit(tb)
+    return layer
+
+@patch
+def _zonal_legend(self: PatchExplorer, task: str, classes: Sequence[int]):
+    "The legend on the map (a compact HTML control): the classes of the zonal layers, per task"
+    import ipyleaflet, ipywidgets as W
+    self._zonal_classes = getattr(self, '_zonal_classes', {})
+    self._zonal_classes.setdefault(nomenclature(task).task, set()).update(int(c) for c in classes)
+    html = ''.join(legend_html(t, sorted(cs)) for t, cs in self._zonal_classes.items())
+    if getattr(self, 'zonal_legend', None) is None:
+        self.zonal_legend = ipyleaflet.WidgetControl(widget=W.HTML(html, layout=W.Layout(max_height='300px', overflow='auto', padding='4px')),
+                                                     position='bottomright')
+        self.map.add(self.zonal_legend)
+    else: self.zonal_legend.widget.value = html
 
 # %% ../../nbs/51_viz.maps.ipynb #5b9d594d
 def explore(source, # dataset folder, split CSV(s), {split: csv} or a config dict with `paths`
             color_by: str='split', # 'split' or 'domain'
             patch_id: str|None=None, # patch selected at start; the first one when None
             predictions: Mapping[str, Any]|None=None, # patch_id -> {task: class map or GeoTIFF path}
-            zonal: Sequence[tuple[str, str]]|None=None, # (GeoTIFF path, task) zonal outputs to add
+            zonal: Sequence[tuple[str, str]]|None=None, # (COG/GeoTIFF/VRT path, task) zonal outputs to add
             basemap: bool=False, # start with the OpenStreetMap basemap
            ):
     "An interactive map of a FLAIR-HUB dataset; returns the widget (`.explorer` gives the `PatchExplorer`)"

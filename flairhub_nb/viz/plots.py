@@ -123,7 +123,8 @@ def plot_label(label, # (H,W) class map
     fig, ax = _ax(ax)
     if image is not None: ax.imshow(image, cmap='gray' if np.ndim(image) == 2 else None)
     ax.imshow(label_to_rgb(label, task), alpha=alpha if image is not None else 1.0, interpolation='nearest')
-    ax.set_title(task if title is None else title, fontsize=9); ax.set_axis_off()
+    ax.set_title(task if title is None else title, fontsize=9)
+    ax.set_axis_off()
     if legend:
         present = np.unique(as_numpy(label)).astype(int).tolist()
         ax.legend(handles=legend_handles(task, present), loc='upper left', bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
@@ -155,7 +156,8 @@ def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays o
     mods = [k for k in MODALITY_ORDER if k in sample and np.size(as_numpy(sample[k]))]
     tasks = [k for k in TASK_KEYS if k in sample]
     if not mods and not tasks: raise KeyError(f"no modality or task key in the sample (keys: {sorted(sample)})")
-    n = len(mods) + len(tasks); nrows = -(-n // ncols)
+    n = len(mods) + len(tasks)
+    nrows = -(-n // ncols)
     fig, axs = plt.subplots(nrows, min(n, ncols), figsize=(size*min(n, ncols) + (2.5 if tasks else 0), size*nrows), squeeze=False)
     axs = axs.ravel()
     try:
@@ -163,7 +165,8 @@ def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays o
             t = s1_date if k in S1_KEYS else s2_date
             img = render_modality(k, sample[k], t, (bands or {}).get(k), composite)
             ax.imshow(img, cmap='gray' if img.ndim == 2 else None, interpolation='nearest')
-            ax.set_title(_title(k, sample, t), fontsize=9); ax.set_axis_off()
+            ax.set_title(_title(k, sample, t), fontsize=9)
+            ax.set_axis_off()
         for ax, k in zip(axs[len(mods):], tasks): plot_label(sample[k], k, ax=ax)
     except Exception: plt.close(fig); raise  # no half-drawn figure left behind
     for ax in axs[n:]: ax.set_visible(False)
@@ -222,7 +225,8 @@ def plot_prediction(label, # (H,W) ground-truth class map (or None)
     fig.legend(handles=legend_handles(task, classes), loc='center right', fontsize=7, frameon=False)
     if label is not None:
         err = as_numpy(label) != p
-        axs[-1].imshow(err, cmap='Reds', vmin=0, vmax=1, interpolation='nearest'); axs[-1].set_axis_off()
+        axs[-1].imshow(err, cmap='Reds', vmin=0, vmax=1, interpolation='nearest')
+        axs[-1].set_axis_off()
         axs[-1].set_title(f"errors (accuracy {100*(1 - err.mean()):.1f} %)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - 2.5/fig.get_figwidth(), 1))  # room for the legend on the right
     return fig
@@ -234,9 +238,11 @@ def class_counts(source, # split CSV path, or an iterable of sample dicts / (H,W
                 ) -> np.ndarray:
     "Pixels per class of `task` over a split, as an int64 array of length K"
     from flairhub_nb.data.io import read_patch
-    nom = nomenclature(task); K = nom.num_classes
+    nom = nomenclature(task)
+    K = nom.num_classes
     if isinstance(source, (str, Path)):
-        csv_path = Path(source); df = pd.read_csv(csv_path)
+        csv_path = Path(source)
+        df = pd.read_csv(csv_path)
         if nom.task not in df.columns: raise KeyError(f"{csv_path}: no column {nom.task!r} (columns: {list(df.columns)})")
         band = [lpis_level] if 'LPIS' in nom.task else [1]
         maps = (read_patch(resolve_csv_path(p, csv_path.parent), band)[0] for p in df[nom.task])
@@ -260,11 +266,13 @@ def plot_class_distribution(counts: Mapping[str, np.ndarray]|np.ndarray, # per-c
     fig, ax = _ax(ax, figsize=(max(6, 0.45*nom.num_classes), 4))
     n, w = len(counts), 0.8/len(counts)
     for j, (split, c) in enumerate(counts.items()):
-        c = np.asarray(c, dtype='float64'); share = 100*c/max(c.sum(), 1)
+        c = np.asarray(c, dtype='float64')
+        share = 100*c/max(c.sum(), 1)
         ax.bar(np.arange(nom.num_classes) + (j - (n - 1)/2)*w, share, w, color=nom.colours, edgecolor='0.3',
                hatch=['', '//', '..', 'xx'][j % 4], label=split)
     ax.set_xticks(range(nom.num_classes), nom.names, rotation=90, fontsize=7)
-    ax.set_ylabel('share of pixels (%)'); ax.set_title(nom.task)
+    ax.set_ylabel('share of pixels (%)')
+    ax.set_title(nom.task)
     if log: ax.set_yscale('log')
     if n > 1:  # bars carry the class colours; the splits differ by hatching
         from matplotlib.patches import Patch
@@ -316,7 +324,9 @@ def plot_zonal(path: Path|str, # zonal output GeoTIFF: class map (1 band) or per
     cls = a[0] if len(a) == 1 else a.argmax(0)
     fig, ax = _ax(ax, figsize=(7, 6))
     plot_label(cls, task, ax=ax, title=f"{Path(path).name} ({task})")
-    ax.images[-1].set_extent((l, r, b, t)); ax.set_axis_on(); ax.tick_params(labelsize=7)
+    ax.images[-1].set_extent((l, r, b, t))
+    ax.set_axis_on()
+    ax.tick_params(labelsize=7)
     ax.set_xlabel(f"x ({crs})", fontsize=8)
     return fig
 

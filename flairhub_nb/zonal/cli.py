@@ -13,10 +13,11 @@ import torch
 from ..config import ConfigWarning, load_zonal_config, zonal_model_spec, zonal_training_config
 from .plan import plan_zone, TilingPlan
 from .read import modality_specs, ZoneReader
-from .write import write_zone
+from .units import UnitStore, UnitJob
+from .engines import shares, slurm_share, run_local, run_submitit, run_ray
 
 # %% auto #0
-__all__ = ['build_model', 'select_device', 'model_predict_fn', 'predict_zone', 'run']
+__all__ = ['build_model', 'select_device', 'model_predict_fn', 'ModelPredictor', 'zone_job', 'predict_zone', 'run']
 
 # %% ../../nbs/44_zonal.cli.ipynb #0806558e
 def build_model(cfg: dict, # resolved zonal config (`load_zonal_config`)
@@ -70,7 +71,9 @@ def model_predict_fn(model: torch.nn.Module, # FlairHubModel
 
 # %% ../../nbs/44_zonal.cli.ipynb #007e5676
 def _rank_world(cfg: dict) -> tuple[int, int]:
-    "This process's rank and the world size: the config's, else torchrun's `RANK` / `WORLD_SIZE`"
+    "This process's rank and the world size: the config's, else SLURM's (array task / srun task), else torchrun's `RANK` / `WORLD_SIZE`"
+    s = slurm_share()
+    if 'rank' not in cfg and 'world_size' not in cfg and s: return s
     return int(cfg.get('rank', os.environ.get('RANK', '0'))), int(cfg.get('world_size', os.environ.get('WORLD_SIZE', '1')))
 
 def _weights_signature(cfg: dict) -> dict:
@@ -78,30 +81,68 @@ def _weights_signature(cfg: dict) -> dict:
     w = cfg.get('model_weights')
     return {'weights': (str(w), os.path.getmtime(w)) if w and Path(w).is_file() else None}
 
+class ModelPredictor:
+    "A picklable `make_predict` for the work units: each worker builds (or takes) the model and puts it on its device"
+    def __init__(self, cfg: dict, plan: TilingPlan, model: torch.nn.Module|None=None): self.cfg, self.plan, self.model = cfg, plan, model
+    def __call__(self) -> Callable:
+        c = self.cfg
+        m = self.model if self.model is not None else build_model(c, self.plan)
+        return model_predict_fn(m, select_device(c['use_gpu']), self.plan.tile_px, c['amp'], c['cpu_bf16'], c['channels_last'])
+
+class _Given:
+    "`make_predict` for a predict function the caller passed"
+    def __init__(self, fn: Callable): self.fn = fn
+    def __call__(self) -> Callable: return self.fn
+
+# %% ../../nbs/44_zonal.cli.ipynb #e20e2d24
+def zone_job(cfg: dict, # resolved zonal config
+             model: torch.nn.Module|None=None, # a built model (else built from `model_weights` in each worker)
+             predict_fn: Callable|None=None, # batch -> {task: logits}; overrides `model`
+            ) -> UnitJob:
+    "The zone's work units of a loaded config"
+    spec = zonal_model_spec(cfg)
+    specs = modality_specs(cfg, spec)
+    plan = plan_zone({m: s.path for m, s in specs.items()}, cfg['img_pixels_detection'], cfg['margin'], float(cfg['output_px_meters']))
+    reader = ZoneReader(plan, specs, spec.multitemp['ref_date'])
+    sig = dict(bounds=plan.bounds, P=plan.tile_px, M=plan.margin_px, res=plan.out_res, mode=cfg['stitching'], cell=cfg['cell_px'],
+               inputs={m: (i.path, os.path.getmtime(i.path)) for m, i in plan.rasters.items()}, **_weights_signature(cfg))
+    store = UnitStore(Path(cfg['output_path']) / f".{cfg['output_name']}.units", sig, spec.num_classes, cfg['output_type'])
+    make = _Given(predict_fn) if predict_fn is not None else ModelPredictor(cfg, plan, model)
+    return UnitJob(plan, reader, store, make, cfg['cell_px'], cfg['stitching'], cfg['batch_size'], min(cfg['num_worker'], os.cpu_count() or 1))
+
+# %% ../../nbs/44_zonal.cli.ipynb #002268df
+def _run_engine(job: UnitJob, cfg: dict, ids: list) -> int:
+    "Run `ids` with the configured engine"
+    if cfg['engine'] == 'submitit':
+        return run_submitit(job, ids, cfg['workers'], Path(cfg['output_path']) / f".{cfg['output_name']}.submitit")
+    if cfg['engine'] == 'ray': return run_ray(job, ids, cfg['workers'], gpus=1 if cfg['use_gpu'] and torch.cuda.is_available() else 0)
+    return run_local(job, ids, cfg['workers'])
+
+def _finish(job: UnitJob, cfg: dict) -> dict:
+    return job.finalize(cfg['output_path'], cfg['output_name'], cfg['mosaic'], cfg['cog_conversion'])
+
+# %% ../../nbs/44_zonal.cli.ipynb #91b9ffb1
 def predict_zone(cfg: dict|str|Path, # zonal config: a dict or a YAML path (loaded and validated by `load_zonal_config`)
                  model: torch.nn.Module|None=None, # a built model (else built from the config and `model_weights`)
                  predict_fn: Callable|None=None, # batch -> {task: logits}; overrides `model`
-                 progress: bool=True, # tqdm bar
+                 progress: bool=True, # kept for callers; the engines log per cell
                  **overrides, # config keys to replace
                 ) -> dict:
-    "Run zonal inference; returns {task: output path} (on rank 0)"
+    "Run zonal inference; returns {task: output path} (the merged COG, or the VRT with `mosaic: vrt`); {} for a task that left the mosaic to another"
     cfg = load_zonal_config(cfg, overrides, need_weights=model is None and predict_fn is None)
-    spec = zonal_model_spec(cfg)
-    specs = modality_specs(cfg, spec)
-    plan = plan_zone({m: s.path for m, s in specs.items()}, cfg['img_pixels_detection'], cfg['margin'],
-                     float(cfg['output_px_meters']))
-    reader = ZoneReader(plan, specs, spec.multitemp['ref_date'])
-    if predict_fn is None:
-        model = model if model is not None else build_model(cfg, plan)
-        predict_fn = model_predict_fn(model, select_device(cfg['use_gpu']), plan.tile_px, cfg['amp'], cfg['cpu_bf16'], cfg['channels_last'])
-    rank, world = _rank_world(cfg)
-    out = Path(cfg['output_path'])
-    if cfg['write_dataframe'] and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        plan.write_gpkg(out / f"{cfg['output_name']}_slicing_job.gpkg")
-    return write_zone(plan, reader, predict_fn, spec.num_classes, out, cfg['output_name'], cfg['output_type'], cfg['stitching'],
-                      cfg['batch_size'], min(cfg['num_worker'], os.cpu_count() or 1), cfg['cog_conversion'], cfg['max_strip_px'],
-                      rank, world, cfg['resume'], progress, _weights_signature(cfg))
+    job = zone_job(cfg, model, predict_fn)
+    out, (rank, world) = Path(cfg['output_path']), _rank_world(cfg)
+    if cfg['write_dataframe'] and rank == 0: job.plan.write_gpkg(out / f"{cfg['output_name']}_slicing_job.gpkg")
+    if world > 1:  # one task of many: its share, no lock; the task that sees every cell done mosaics
+        run_cells_share = shares([c.id for c in job.cells], world)
+        if rank < len(run_cells_share): run_local(job, run_cells_share[rank], 1)
+        return _finish(job, cfg) if not job.todo() else {}
+    job.store.lock()
+    try:
+        if not cfg['resume']: job.store.forget()
+        _run_engine(job, cfg, job.todo())
+        return _finish(job, cfg)
+    finally: job.store.unlock()
 
 # %% ../../nbs/44_zonal.cli.ipynb #23bdfaab
 def run(cfg: dict, # the config `flairhub_zonal` loaded (`load_zonal_config`)

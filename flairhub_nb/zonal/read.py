@@ -24,7 +24,7 @@ __all__ = ['DEM_DEFAULT_STATS', 'ModalitySpec', 'modality_specs', 'read_dates_tx
 
 # %% ../../nbs/41_zonal.read.ipynb #f97bba8b
 from fastcore.basics import patch
-from ..config import ALL_CHANNELS_MODALITIES, TS_MODALITIES, ModelSpec, zonal_model_spec
+from ..config import ALL_CHANNELS_MODALITIES, BAND_COUNTS, TS_MODALITIES, ModelSpec, zonal_model_spec
 DEM_DEFAULT_STATS = ([311.06, 311.06], [537.55, 537.55])
 
 @dataclass
@@ -144,8 +144,9 @@ def _check(self: ZoneReader):
         info = self.plan.rasters[m]
         if s.is_series:
             T = len(self.dates[m])
-            if T == 0 or info.count % T:
-                raise BandCountError(f"{m}: {info.path} has {info.count} bands, not a multiple of the {T} dates in {s.dates_txt}")
+            if T == 0 or info.count != T * BAND_COUNTS[m]:
+                raise BandCountError(f"{m}: {info.path} has {info.count} bands, but the {T} dates in {s.dates_txt} x "
+                                     f"{BAND_COUNTS[m]} bands per date = {T * BAND_COUNTS[m]}")
             per = info.count // T
             if s.channels and max(s.channels) > per:
                 raise BandCountError(f"{m}: {info.path} has {per} bands per date; channels {s.channels} out of range")

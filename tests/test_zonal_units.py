@@ -1,0 +1,172 @@
+"""Zonal work units (`flairhub_nb.zonal.units`) and engines (`flairhub_nb.zonal.engines`): the same output whatever the
+cell size, the worker count and the engine (local processes, submitit's local executor); reruns recompute only
+unfinished cells; markers, lock and previous outputs are safe."""
+import json, os
+import numpy as np
+import pytest
+import rasterio
+import torch
+import geopandas as gpd
+
+from flairhub_nb.zonal.plan import plan_zone
+from flairhub_nb.toy.zone import write_test_raster
+from flairhub_nb.zonal.read import ModalitySpec, ZoneReader
+from flairhub_nb.zonal.write import write_zone
+from flairhub_nb.zonal.units import UnitStore, UnitJob, OutputLockedError, run_cells
+from flairhub_nb.zonal.engines import run_local, run_submitit, shares, slurm_share, sbatch_script
+
+K, TASK = 5, 'AERIAL_LABEL-COSIA'
+TASKS = {TASK: K}
+
+
+def wavy(k: int = K):
+    "A 'model' whose logits depend on the pixel and on the tile's position, so blending matters at every seam"
+    def fn(batch):
+        x = batch['AERIAL_RGBI'][:, 0].float()
+        r, c = batch['tile_row'][:, None, None].float(), batch['tile_col'][:, None, None].float()
+        return {TASK: 3 * torch.stack([torch.sin(x * (i + 1) + 0.3 * c + 0.7 * r) for i in range(k)], 1)}
+    return fn
+
+
+@pytest.fixture(scope='module')
+def zone(tmp_path_factory):
+    d = tmp_path_factory.mktemp('units')
+    cls = np.random.default_rng(2).integers(0, K, (157, 203)).astype(np.uint8)
+    path = write_test_raster(d / 'zone.tif', np.stack([cls] * 4))
+    plan = plan_zone({'AERIAL_RGBI': path}, 48, 12)
+    reader = ZoneReader(plan, {'AERIAL_RGBI': ModalitySpec('AERIAL_RGBI', str(path), [1, 2, 3])})
+    return d, plan, reader
+
+
+def _job(zone, sub, cell_px, output_type='argmax', make=wavy):
+    d, plan, reader = zone
+    return UnitJob(plan, reader, UnitStore(d / sub / 'z.units', {'v': 1}, TASKS, output_type), make, cell_px, 'blend', 3)
+
+
+def _read(path):
+    with rasterio.open(path) as ds: return ds.read()
+
+
+@pytest.mark.parametrize('output_type', ['argmax', 'class_prob'])
+def test_same_output_any_cell_size_and_workers(zone, output_type):
+    d, plan, reader = zone
+    single = write_zone(plan, reader, wavy(), TASKS, d / f'single_{output_type}', 'z', output_type, 'blend', 3, max_strip_px=None)
+    ref = _read(single[TASK]).astype(int)
+    for cell_px, workers in [(36, 1), (36, 3), (72, 2), (1000, 1)]:
+        job = _job(zone, f'{output_type}_{cell_px}_{workers}', cell_px, output_type)
+        assert len(job.cells) > 1 or cell_px == 1000
+        run_local(job, job.todo(), workers)
+        res = job.finalize(d / f'{output_type}_{cell_px}_{workers}', 'z')
+        out = _read(res[TASK]).astype(int)
+        if output_type == 'argmax': assert np.array_equal(out, ref), (cell_px, workers)
+        else: assert np.abs(out - ref).max() <= 1, (cell_px, workers)
+        vrt = res[TASK].with_suffix('.vrt')
+        assert np.array_equal(_read(vrt), out)   # the VRT over the cells' COGs is the merged mosaic
+
+
+def test_index_and_vrt_georeference(zone):
+    d, plan, _ = zone
+    job = _job(zone, 'index', 36)
+    run_local(job, job.todo())
+    res = job.finalize(d / 'index', 'z', mosaic='vrt')
+    assert res[TASK].suffix == '.vrt' and not (d / 'index' / f'z_{TASK}_argmax.tif').exists()
+    with rasterio.open(res[TASK]) as ds:
+        assert (ds.crs.to_epsg(), ds.transform, ds.width, ds.height, ds.nodata) == (2154, plan.out_transform, plan.out_width,
+                                                                                   plan.out_height, 255)
+        assert ds.colormap(1)[0][:3] != (0, 0, 0) or ds.colormap(1)[1][:3] != (0, 0, 0)
+    idx = gpd.read_file(d / 'index' / 'z_cells.gpkg')
+    assert len(idx) == len(job.cells) and idx.crs.to_epsg() == 2154
+    assert abs(idx.geometry.area.sum() - plan.out_width * plan.out_height * plan.out_res ** 2) < 1e-6
+    assert all((d / 'index' / p).is_file() for p in idx[f'location_{TASK}'])
+
+
+def test_rerun_runs_only_unfinished_cells(zone):
+    _, plan, _ = zone
+    job = _job(zone, 'rerun', 36)
+    run_local(job, job.todo(), 2)
+    assert job.todo() == []
+    cells = job.cells
+    gone = [cells[1], cells[-1]]
+    for c in gone: job.store.marker(c).unlink()
+    keep = job.store.marker(cells[0]).stat().st_mtime_ns
+    assert job.todo() == [c.id for c in gone]
+    n = run_local(job, job.todo(), 3)
+    assert n == sum(len(plan.cell_tiles_to_run(c)) for c in gone)
+    assert job.store.marker(cells[0]).stat().st_mtime_ns == keep and job.todo() == []
+
+
+def test_corrupt_marker_is_named_and_recomputed(zone):
+    job = _job(zone, 'corrupt', 72)
+    run_local(job, job.todo())
+    c = job.cells[0]
+    job.store.marker(c).write_text('{"signature": ')  # a marker cut short
+    with pytest.warns(UserWarning, match=f"{job.store.marker(c)}: corrupt done marker"):
+        assert job.todo() == [c.id]
+    job.store.cog(TASK, c).write_bytes(b'')  # a marker whose COG lost its bytes is not done either
+    run_local(job, [c.id])
+    assert job.todo() == []
+    job.store.cog(TASK, c).write_bytes(b'truncated')
+    assert job.todo() == [c.id]
+
+
+def test_lock_stops_a_second_run(zone, tmp_path):
+    st = UnitStore(tmp_path / 'z.units', {}, TASKS)
+    lock = st.lock()
+    with pytest.raises(OutputLockedError, match='another run .* is writing this output'):
+        UnitStore(tmp_path / 'z.units', {}, TASKS).lock()
+    st.unlock()
+    lock.write_text(json.dumps({'host': os.uname().nodename, 'pid': 2 ** 22 + 12345}))  # a dead process's lock
+    with pytest.warns(UserWarning, match='lock of dead process'):
+        st.lock()
+    st.unlock()
+    assert not lock.exists()
+
+
+def test_previous_output_kept_until_the_new_one_is_complete(zone):
+    d, _, _ = zone
+    job = _job(zone, 'keep', 72)
+    run_local(job, job.todo())
+    final = job.finalize(d / 'keep', 'z')[TASK]
+    before = final.read_bytes()
+    job.store.forget()
+
+    def broken():
+        def fn(batch): raise RuntimeError('GPU fell off the bus')
+        return fn
+    bad = _job(zone, 'keep', 72, make=broken)
+    with pytest.raises(RuntimeError, match='GPU fell off'): run_local(bad, bad.todo())
+    with pytest.raises(RuntimeError, match='not done yet'): bad.finalize(d / 'keep', 'z')
+    assert final.read_bytes() == before
+
+
+def test_submitit_local_executor_matches_single_process(zone, tmp_path):
+    import sys, cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the jobs' processes cannot import this test file
+    d, plan, _ = zone
+    job = _job(zone, 'submitit', 36)
+    n = run_submitit(job, job.todo(), 3, tmp_path / 'submitit', cluster='local')
+    assert n == sum(len(plan.cell_tiles_to_run(c)) for c in job.cells)
+    out = _read(job.finalize(d / 'submitit', 'z')[TASK])
+    ref = _job(zone, 'submitit_ref', 36)
+    run_cells(ref, ref.todo())
+    assert np.array_equal(out, _read(ref.finalize(d / 'submitit_ref', 'z')[TASK]))
+
+
+def test_shares_and_slurm_environment(monkeypatch):
+    assert shares(list('abcde'), 2) == [['a', 'c', 'e'], ['b', 'd']] and shares(list('ab'), 4) == [['a'], ['b']]
+    for k in ('SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_MIN', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_PROCID', 'SLURM_NTASKS'):
+        monkeypatch.delenv(k, raising=False)
+    assert slurm_share() is None
+    monkeypatch.setenv('SLURM_NTASKS', '4'); monkeypatch.setenv('SLURM_PROCID', '2')
+    assert slurm_share() == (2, 4)
+    monkeypatch.setenv('SLURM_ARRAY_TASK_ID', '7'); monkeypatch.setenv('SLURM_ARRAY_TASK_MIN', '5')
+    monkeypatch.setenv('SLURM_ARRAY_TASK_COUNT', '3')
+    assert slurm_share() == (2, 3)  # an array wins over srun's tasks
+
+
+def test_sbatch_script():
+    s = sbatch_script('/data/zone a.yaml', 8, partition='gpu_p2', gpus=1, account='abc@v100')
+    lines = s.splitlines()
+    assert lines[0] == '#!/bin/bash' and '#SBATCH --array=0-7' in lines and '#SBATCH --gres=gpu:1' in lines
+    assert '#SBATCH --partition=gpu_p2' in lines and '#SBATCH --account=abc@v100' in lines
+    assert lines[-1] == "flairhub_zonal --config '/data/zone a.yaml'"
