@@ -268,13 +268,14 @@ class FlairHubDataModule(pl.LightningDataModule):
         nw = hw.get('num_workers') if num_workers is None else num_workers
         self.num_workers = default_num_workers(hw.get('gpus_per_node', 1) or 1) if nw in (None, 'auto') else int(nw)
         self.predict_batch_size = int(predict_batch_size or self.batch_size)
+        self.raw, self._transforms = bool((cfg.get('paths') or {}).get('packed_dir')), {}  # a pack: raw batches, device transform
         for s, ds in self.datasets.items(): check_unique_ids(ds, s)
 
     def dataset(self, split: str):
         "The dataset of `split`, built on first use"
         if split not in self.datasets:
             from flairhub_nb.data.dataset import FlairHubDataset
-            ds = FlairHubDataset(self.cfg, split)
+            ds = FlairHubDataset(self.cfg, split, raw=self.raw)
             check_unique_ids(ds, split)
             self.datasets[split] = ds
         return self.datasets[split]
@@ -318,9 +319,24 @@ def predict_dataloader(self: FlairHubDataModule) -> DataLoader:
 
 @patch
 def img_input_sizes(self: FlairHubDataModule, split: str='train') -> dict:
-    "Patch size (H) of each enabled modality, read from the first patch's file headers of `split`"
+    "Patch size (H) of each enabled modality: from the first packed sample, else from its file headers"
     from flairhub_nb.data.dataset import get_input_img_sizes
-    return get_input_img_sizes(self.dataset(split))
+    ds = self.dataset(split)
+    if getattr(ds, 'packed', None) is None: return get_input_img_sizes(ds)
+    s = ds[0]
+    return {m: int(s[m].shape[-2]) for m in ds.st.modalities}
+
+# %% ../../nbs/33_train.module.ipynb #e6c7d4a2
+@patch
+def on_after_batch_transfer(self: FlairHubDataModule, batch, dataloader_idx: int):
+    "A raw batch from a pack: normalise, derive, cast and (training split) augment it on the device"
+    if not self.raw or not isinstance(batch, dict): return batch
+    t = getattr(self, 'trainer', None)
+    split = 'train' if t is not None and t.training else ('test' if t is not None and (t.predicting or t.testing) else 'val')
+    if split not in self._transforms:
+        from flairhub_nb.data.transforms import BatchTransform
+        self._transforms[split] = BatchTransform.for_dataset(self.dataset(split))
+    return self._transforms[split](batch)
 
 # %% ../../nbs/33_train.module.ipynb #6a14ab87
 def checkpoint_callbacks(cfg: dict, # full config
