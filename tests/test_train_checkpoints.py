@@ -101,11 +101,13 @@ def test_nan_loss_stops_training_naming_epoch_step_and_patch(toy, tmp_path):
 def test_duplicated_patch_ids_are_an_error(toy, tmp_path):
     cfg = aerial_cfg(toy, tmp_path)
     csv = Path(cfg['paths']['train_csv'])
-    lines = csv.read_text().splitlines()
-    (tmp_path/'dup.csv').write_text('\n'.join(lines + [lines[1]]) + '\n')
-    cfg['paths']['train_csv'] = str(tmp_path/'dup.csv')
-    with pytest.raises(ValueError, match=r'dup\.csv: 1 patch id\(s\) listed more than once in the train split'):
-        FlairHubDataModule(cfg).dataset('train')
+    lines, dup = csv.read_text().splitlines(), csv.with_name(f'dup_{tmp_path.name}.csv')   # next to it: same relative paths
+    dup.write_text('\n'.join(lines + [lines[1]]) + '\n')
+    cfg['paths']['train_csv'] = str(dup)
+    try:
+        with pytest.raises(ValueError, match=r'dup_.*\.csv: 1 patch id\(s\) listed more than once in the train split'):
+            FlairHubDataModule(cfg).dataset('train')
+    finally: dup.unlink()
 
 class StopAfter(Callback):
     "End `fit` after `n` epochs, as a killed job would, keeping the run's planned length"
