@@ -22,20 +22,25 @@ def train_notebook() -> Path:
 
 def best_checkpoint(run_dir: Path, # `<out_folder>/<out_model_name>` of a training run
                    ) -> Path:
-    "The best (monitored) checkpoint of a run, falling back to `last.ckpt`"
-    ck = sorted(p for p in (Path(run_dir)/'checkpoints').glob('*.ckpt') if not p.name.startswith('last'))
-    if not ck: ck = sorted((Path(run_dir)/'checkpoints').glob('last*.ckpt'))
-    if not ck: raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint written by the training run")
-    return ck[-1]
+    "The best checkpoint recorded by the run's trainer in `run_summary.json` (its `last.ckpt` when none was monitored)"
+    f = Path(run_dir)/'run_summary.json'
+    if not f.is_file(): raise FileNotFoundError(f"{f}: missing; the training run did not finish (no checkpoint recorded)")
+    s = json.loads(f.read_text())
+    rel = s.get('best_checkpoint') or s.get('last_checkpoint')
+    if not rel: raise FileNotFoundError(f"{f}: the run recorded no checkpoint")
+    ck = (Path(run_dir)/rel).resolve()
+    if not ck.is_relative_to(Path(run_dir).resolve()): raise ValueError(f"{f}: checkpoint {rel!r} is outside the run folder")
+    if not ck.is_file(): raise FileNotFoundError(f"{ck}: recorded in {f.name} but missing")
+    return ck
 
 # %% ../nbs/70_demo.ipynb #cda88d2f
-def export_weights(ckpt: Path, # Lightning checkpoint written by our own training run
+def export_weights(ckpt: Path, # Lightning checkpoint (read with weights_only=True)
                    dest: Path, # output `.safetensors`
                   ) -> Path:
     "Write the `model.*` weights of a Lightning checkpoint of ours to a safetensors file (temp name, then rename)"
     from safetensors.torch import save_file
     from flairhub_nb.models.checkpoint import read_state_dict
-    sd = read_state_dict(ckpt, trust=True)  # our own file: full unpickling is safe
+    sd = read_state_dict(ckpt)  # torch.load(weights_only=True): the file cannot run code while it is read
     sd = {k: v.contiguous() for k, v in sd.items() if k.startswith('model.')}
     if not sd: raise ValueError(f"{ckpt}: no 'model.*' weights in this checkpoint")
     dest = Path(dest); tmp = dest.with_name(dest.name + '.part')
@@ -60,7 +65,7 @@ def run_demo(out: str|Path='demo_out', # output folder (created)
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     _step(f"1/3 training {'+'.join(modalities)} for {epochs} epochs on a toy set through nbs/train.ipynb (papermill)")
     executed = out/'train_executed.ipynb'
-    pm.execute_notebook(str(train_notebook()), str(executed), cwd=str(train_notebook().parent), progress_bar=False,
+    pm.execute_notebook(str(train_notebook()), str(executed), cwd=str(train_notebook().parent), progress_bar=False, stdout_file=sys.stdout,
                         parameters=dict(modalities=list(modalities), epochs=epochs, out_dir=str(out), seed=seed,
                                         toy_n_train=n_train, toy_n_val=n_val, toy_n_test=n_test, toy_patch_size=patch_px,
                                         out_model_name='demo'))

@@ -45,3 +45,21 @@ def test_two_process_train_and_predict(toy, tmp_path):
     assert np.load(out/'results_toy'/'metrics_toy'/TASK/'confmat_predict.npy').sum() == 5 * 64 * 64
     assert (out/'checkpoints'/'last.ckpt').exists()
     assert len(list(out.glob('flair-compute*.log'))) == 1   # rank 0 only
+
+@pytest.mark.parametrize('mods,aux', [(('AERIAL_RGBI',), False), (('AERIAL_RGBI', 'SENTINEL2_TS'), False),
+                                      (('AERIAL_RGBI', 'SENTINEL2_TS'), True), (('SENTINEL2_TS',), False)])
+def test_every_trainable_parameter_gets_a_gradient(toy, tmp_path, mods, aux):
+    "DDP runs without the unused-parameter search: the frozen set is exactly what a backward pass leaves without gradient"
+    from flairhub_nb.data.dataset import pad_collate
+    from flairhub_nb.train.module import FlairHubDataModule, FlairHubModule
+    cfg = toy_train_config(toy, tmp_path, modalities=mods, aux=aux)
+    dm = FlairHubDataModule(cfg)
+    m = FlairHubModule(cfg, dm.img_input_sizes())
+    b = pad_collate([dm.dataset('train')[i] for i in range(2)])
+    loss, _ = m.criterion(*m(b), b)
+    loss.backward()
+    frozen = {n for n, p in m.model.named_parameters() if not p.requires_grad}
+    assert frozen == set(m.model.unused_parameters()) and any('.fpn_stages.4.' in n for n in frozen) == bool(m.model.mono)
+    assert [n for n, p in m.model.named_parameters() if p.requires_grad and p.grad is None] == []
+    sd = m.state_dict()
+    assert all(f'model.{n}' in sd for n in frozen)   # still in the checkpoint keys

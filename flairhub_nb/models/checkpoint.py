@@ -30,9 +30,12 @@ def detect_format(path: str|Path, # checkpoint file
     "'safetensors' or 'torch' from the file's first bytes"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
-    head = path.open('rb').read(9)
+    with path.open('rb') as f: head = f.read(9)
     if head[:4] == b'PK\x03\x04' or head[:1] == b'\x80': return 'torch'
-    if len(head) == 9 and 0 < int.from_bytes(head[:8], 'little') < path.stat().st_size and head[8:9] == b'{': return 'safetensors'
+    n, size = int.from_bytes(head[:8].ljust(8, b'\0'), 'little'), path.stat().st_size
+    if len(head) == 9 and head[8:9] == b'{' and 0 < n < size: return 'safetensors'
+    if len(head) == 9 and head[8:9] == b'{' and 0 < n < 100_000_000:
+        raise CheckpointFormatError(f"{path}: truncated safetensors file (its header alone is {n + 8} bytes; the file has {size})")
     raise CheckpointFormatError(f"{path}: neither a safetensors file nor a torch.save / Lightning checkpoint (first bytes {head!r})")
 
 # %% ../../nbs/23_models.checkpoint.ipynb #12d71234
@@ -42,9 +45,13 @@ def read_state_dict(path: str|Path, # .safetensors, .ckpt, .pth, or no extension
     "The tensors of a checkpoint file (Lightning's `state_dict` entry when present), on the CPU"
     path = Path(path)
     if detect_format(path) == 'safetensors':
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try: return load_file(str(path))
+        except SafetensorError as e: raise CheckpointFormatError(f"{path}: truncated or corrupt safetensors file ({e})") from None
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError) as e:
+        raise CheckpointFormatError(f"{path}: truncated or corrupt torch checkpoint ({str(e).splitlines()[0][:160]})") from None
     except pickle.UnpicklingError as e:
         if not trust:
             raise CheckpointFormatError(f"{path}: torch.load(weights_only=True) refused it ({str(e).splitlines()[0]}); "

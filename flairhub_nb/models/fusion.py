@@ -234,3 +234,14 @@ def _repr_markdown_(self: FlairHubModel) -> str:
     return (f"**FlairHubModel** `{self.encoder_name}` · modalities {', '.join(self.modalities)} · tasks "
             f"{', '.join(f'{t} ({k})' for t, k in self.tasks.items())} · aux {self.aux_modalities or 'none'} · "
             f"{c['readme_style_total']/1e6:.2f}M parameters (README style; {c['all']:,} with fusion)")
+
+# %% ../../nbs/22_models.fusion.ipynb #39792e67
+@patch
+def unused_parameters(self: FlairHubModel) -> list[str]:
+    "Names of the parameters no forward uses (kept for strict checkpoint loading)"
+    from flairhub_nb.models.monotemp import UPerNetDecoder
+    skip = [f'{n}.fpn_stages.{len(m.fpn_stages) - 1}.' for n, m in self.named_modules() if isinstance(m, UPerNetDecoder)]
+    if not self.mono or (len(self.mono) == 1 and not self.ts): skip.append('fusion_handler.')
+    if self.mono: skip += [f'encoders.{m}.out_conv.' for m in self.ts if m not in self.aux_modalities]
+    if not self.mono and len(self.tasks) == 1: skip.append('main_decoders.')
+    return [n for n, _ in self.named_parameters() if n.startswith(tuple(skip))]

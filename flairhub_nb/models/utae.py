@@ -72,10 +72,15 @@ def per_frame(block: nn.Module, # frame-wise block: (N,C,H,W) -> (N,C',H',W')
               x: torch.Tensor, # (B,T,C,H,W) series
               pad_mask: torch.Tensor, # (B,T) bool, True on padded frames
               pad_value: float=0, # value written into the padded frames of the output
+              dense: bool|None=None, # run every frame, then overwrite the padded ones (no host sync); default: on CUDA
              ) -> torch.Tensor:
     "Apply `block` to every unpadded frame of `x`; padded frames come out filled with `pad_value`"
     b, t = x.shape[:2]
     frames, keep = x.reshape(b*t, *x.shape[2:]), ~pad_mask.reshape(b*t)
+    if dense is None: dense = x.is_cuda and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in block.modules())
+    if dense:
+        y = block(frames)
+        return y.masked_fill(~keep.reshape(-1, *[1] * (y.ndim - 1)), float(pad_value)).unflatten(0, (b, t))
     if bool(keep.all()): return block(frames).unflatten(0, (b, t))
     shape, y = (b*t, *conv_out_shape(block, *x.shape[2:])), block(frames[keep]) if bool(keep.any()) else None
     out = (frames if y is None else y).new_full(shape, float(pad_value))  # dtype of the block's output (autocast)
@@ -314,7 +319,7 @@ def _check_inputs(self: UTAE, x: torch.Tensor, positions: torch.Tensor|None, pad
 # %% ../../nbs/21_models.utae.ipynb #319aaa5d
 @patch
 def _empty_outputs(self: UTAE, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    "Zero logits and maps of the right shapes for a batch without any valid date"
+    "Zero logits and maps of the right shapes for a series of length 0"
     b, c, (h, w) = x.shape[0], self.input_dim, x.shape[-2:]
     sizes = [conv_out_shape(self.in_conv, c, h, w)[1:]]
     for blk, ch in zip(self.down_blocks, self.encoder_widths): sizes.append(conv_out_shape(blk, ch, *sizes[-1])[1:])
@@ -331,21 +336,21 @@ def forward(self: UTAE,  # noqa: F811 (fastcore @patch: one `forward` per class)
     "Logits (B,K,H,W), plus the 4 maps (L-TAE output first) when `return_maps`"
     self._check_inputs(x, batch_positions, pad_mask)
     if pad_mask is None: pad_mask = series_pad_mask(x, self.pad_value)
-    empty = pad_mask.all(1) if x.shape[1] else torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    if bool(empty.all()):
+    if x.shape[1] == 0:
         logits, maps = self._empty_outputs(x)
         return (logits, maps) if self.return_maps else logits
+    empty = pad_mask.all(1)
+    attn_mask = pad_mask & ~empty[:, None]  # a sample without dates attends to its padded frames; zeroed below
     feats = [per_frame(self.in_conv, x, pad_mask, self.pad_value)]
     for blk in self.down_blocks: feats.append(per_frame(blk, feats[-1], pad_mask, self.pad_value))
-    out, attn = self.temporal_encoder(feats[-1], batch_positions, pad_mask)
+    out, attn = self.temporal_encoder(feats[-1], batch_positions, attn_mask)
     maps = [out]
     for i, up in enumerate(self.up_blocks):
-        out = up(out, temporal_aggregate(feats[-(i + 2)], attn, pad_mask, self.agg_mode))
+        out = up(out, temporal_aggregate(feats[-(i + 2)], attn, attn_mask, self.agg_mode))
         maps.append(out)
     logits = self.out_conv(out)
-    if bool(empty.any()):
-        keep = (~empty).to(logits.dtype)[:, None, None, None]
-        logits, maps = logits*keep, [m*keep for m in maps]
+    keep = (~empty).to(logits.dtype)[:, None, None, None]
+    logits, maps = logits*keep, [m*keep for m in maps]
     return (logits, maps) if self.return_maps else logits
 
 # %% ../../nbs/21_models.utae.ipynb #a02be02b

@@ -6,15 +6,16 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.cli.html.md"""
 
 # %% ../../nbs/34_train.cli.ipynb #a91e6899
 from __future__ import annotations
-import os, sys, shutil, contextlib
+import json, os, sys, shutil, contextlib
 from pathlib import Path
 import yaml, lightning.pytorch as pl
 from ..config import load_config, model_spec
-from .module import FlairHubModule, FlairHubDataModule, build_trainer
+from .module import FlairHubModule, FlairHubDataModule, build_trainer, fit
 from .writer import PredictionWriter, metrics_only
 
 # %% auto #0
-__all__ = ['run_dir', 'log_path', 'tee_output', 'is_rank_zero', 'cp_csv_and_conf_to_output', 'load_initial_weights', 'run']
+__all__ = ['run_dir', 'log_path', 'tee_output', 'is_rank_zero', 'cp_csv_and_conf_to_output', 'load_initial_weights', 'run',
+           'write_run_summary']
 
 # %% ../../nbs/34_train.cli.ipynb #5dcdcc7e
 def run_dir(cfg: dict) -> Path:
@@ -95,6 +96,20 @@ def run(cfg: dict|str|Path, # config dict (reference schema) or YAML file / fold
         elif tasks.get('metrics_only') and rank0: metrics_only(cfg, spec, out/f'results_{name}')
     return 0
 
+# %% ../../nbs/34_train.cli.ipynb #21df758d
+def write_run_summary(trainer: pl.Trainer, # the trainer after `fit`
+                      out: Path, # run folder
+                     ) -> Path:
+    "`<out>/run_summary.json`: the best and last checkpoints named by the trainer's checkpoint callbacks, epochs done"
+    best = trainer.checkpoint_callback
+    last = next((c for c in trainer.checkpoint_callbacks if c is not best and Path(c.best_model_path).name == 'last.ckpt'), None)
+    rel = lambda p: os.path.relpath(p, out) if p else None
+    d = {'best_checkpoint': rel(best.best_model_path) if best else None, 'monitor': best.monitor if best else None,
+         'best_score': float(best.best_model_score) if best and best.best_model_score is not None else None,
+         'last_checkpoint': rel(last.best_model_path) if last else None, 'epochs_completed': trainer.current_epoch}
+    (out/'run_summary.json').write_text(json.dumps(d, indent=1))
+    return out/'run_summary.json'
+
 # %% ../../nbs/34_train.cli.ipynb #c3cb2bf7
 def _train(cfg, dm, out, writer, tkw):
     tt = (cfg.get('tasks') or {}).get('train_tasks') or {}
@@ -106,7 +121,8 @@ def _train(cfg, dm, out, writer, tkw):
     if tt.get('resume_training_from_ckpt') and not (resume and Path(resume).exists()):
         raise FileNotFoundError(f"resume_training_from_ckpt: paths.ckpt_model_path {resume!r} does not exist")
     trainer = build_trainer(cfg, out, extra_callbacks=[writer], **tkw)
-    trainer.fit(module, dm, ckpt_path=resume)
+    fit(trainer, module, dm, ckpt_path=resume)
+    if trainer.is_global_zero: write_run_summary(trainer, out)
     return module, trainer
 
 def _predict(cfg, dm, out, writer, module, trainer, tkw):
@@ -117,5 +133,5 @@ def _predict(cfg, dm, out, writer, module, trainer, tkw):
         trainer.predict(module, dm, return_predictions=False)
     else:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
-        trainer.predict(module, dm, ckpt_path=best or None, return_predictions=False)
+        trainer.predict(module, dm, ckpt_path=best or None, return_predictions=False, weights_only=True)
     return writer.reports

@@ -29,7 +29,7 @@ class WeightedCrossEntropy(nn.Module):
         w = self.weight.float()
         total = F.cross_entropy(logits.float(), target, weight=w, ignore_index=self.ignore_index, reduction='sum')
         valid = target != self.ignore_index
-        denom = w[target.clamp(0, len(w) - 1)][valid].sum()
+        denom = (w[target.clamp(0, len(w) - 1)] * valid).sum()  # a product, not masked indexing: no host sync
         return total / denom.clamp_min(torch.finfo(torch.float32).tiny)
 
 # %% ../../nbs/30_train.losses.ipynb #74c72234

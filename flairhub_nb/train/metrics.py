@@ -8,10 +8,12 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.metrics.html.md"""
 from __future__ import annotations
 import json, numpy as np, torch
 from pathlib import Path
+from fastcore.basics import patch
 from ..config import TaskSpec
 
 # %% auto #0
-__all__ = ['confusion_matrix', 'ConfusionMatrix', 'compute_metrics', 'metrics_report', 'plot_confmat', 'save_metrics']
+__all__ = ['confusion_matrix', 'confusion_counts', 'ConfusionMatrix', 'compute_metrics', 'metrics_report', 'plot_confmat',
+           'save_metrics']
 
 # %% ../../nbs/31_train.metrics.ipynb #99106248
 def confusion_matrix(gt: torch.Tensor, # ground-truth class indices, any shape
@@ -30,25 +32,48 @@ def confusion_matrix(gt: torch.Tensor, # ground-truth class indices, any shape
     return torch.bincount(gt * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 # %% ../../nbs/31_train.metrics.ipynb #2c3e34fe
+def confusion_counts(gt: torch.Tensor, # ground-truth class indices, any shape
+                     pred: torch.Tensor, # predicted class indices, same shape
+                     num_classes: int, # K
+                     ignore_index: int|None=None, # ground-truth value to skip
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    "(K,K) confusion matrix and the count of pixels outside 0..K-1, without a host sync"
+    gt, pred, k = gt.reshape(-1).long(), pred.reshape(-1).long(), num_classes
+    if gt.shape != pred.shape: raise ValueError(f"gt has {gt.numel()} pixels but pred has {pred.numel()}")
+    idx = torch.where((gt < 0) | (gt >= k) | (pred < 0) | (pred >= k), k * k, gt * k + pred)
+    if ignore_index is not None: idx = torch.where(gt == ignore_index, k * k + 1, idx)
+    counts = torch.zeros(k * k + 2, dtype=torch.int64, device=gt.device).index_add_(0, idx, torch.ones_like(idx))
+    return counts[:k * k].view(k, k), counts[k * k]
+
 class ConfusionMatrix:
     "Accumulating (K,K) confusion matrix of one task, reducible across processes"
     def __init__(self, num_classes: int, # K
                  ignore_index: int|None=None, # ground-truth value to skip
                 ):
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.confmat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    def reset(self): self.confmat = torch.zeros_like(self.confmat)
+        self.reset()
+    def reset(self):
+        dev = self.confmat.device if hasattr(self, 'confmat') else 'cpu'
+        self.confmat, self.outside = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=dev), torch.zeros((), dtype=torch.int64, device=dev)
     def update(self, pred: torch.Tensor, gt: torch.Tensor):
-        "Add a batch of predictions and targets"
-        cm = confusion_matrix(gt.detach(), pred.detach(), self.num_classes, self.ignore_index)
-        self.confmat = self.confmat.to(cm.device) + cm
-    def reduce(self) -> torch.Tensor:
-        "Sum the matrix over all processes (no-op outside `torch.distributed`); returns it"
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(self.confmat, op=dist.ReduceOp.SUM)
-        return self.confmat
-    def _repr_markdown_(self): return f"ConfusionMatrix(K={self.num_classes}, pixels={int(self.confmat.sum())})"
+        "Add a batch of predictions and targets (no host sync: out-of-range values are counted, reported by `reduce`)"
+        cm, out = confusion_counts(gt.detach(), pred.detach(), self.num_classes, self.ignore_index)
+        self.confmat, self.outside = self.confmat.to(cm.device) + cm, self.outside.to(cm.device) + out
+
+# %% ../../nbs/31_train.metrics.ipynb #acb99868
+@patch
+def reduce(self: ConfusionMatrix) -> torch.Tensor:
+    "Sum the matrix over all processes (no-op outside `torch.distributed`); `ValueError` if values were out of range"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(self.confmat, op=dist.ReduceOp.SUM)
+        dist.all_reduce(self.outside, op=dist.ReduceOp.SUM)
+    if int(self.outside):
+        raise ValueError(f"{int(self.outside)} pixel(s) had a ground truth or prediction outside 0..{self.num_classes - 1}")
+    return self.confmat
+
+@patch
+def _repr_markdown_(self: ConfusionMatrix): return f"ConfusionMatrix(K={self.num_classes}, pixels={int(self.confmat.sum())})"
 
 # %% ../../nbs/31_train.metrics.ipynb #65c4f804
 def compute_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix, rows = ground truth

@@ -6,24 +6,28 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.module.html.md"""
 
 # %% ../../nbs/33_train.module.ipynb #6618539f
 from __future__ import annotations
-import importlib.util, warnings
+import importlib.util, os, warnings
+from collections import Counter
 from pathlib import Path
 import torch, torch.nn as nn
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Sampler, DistributedSampler
 from fastcore.basics import patch
-from ..config import model_spec
+from ..config import ModelSpec, model_spec
 from ..models.fusion import FlairHubModel
 from ..nomenclature import task_suffix
 from .losses import FlairHubCriterion
 from .metrics import ConfusionMatrix, compute_metrics
+from .callbacks import (AtomicCheckpointIO, EpochSummary, InterruptCheckpoint, NonFiniteLossGuard,
+                                         RngStates, last_checkpoint)
 # epoch metrics are computed from confusion matrices already summed over processes, so they are identical on every
 # rank; Lightning's advice to sync them again does not apply
 warnings.filterwarnings('ignore', message='.*when logging on epoch level in distributed setting.*')
 
 # %% auto #0
-__all__ = ['build_optimizer', 'one_cycle', 'plateau', 'WarmupThenPlateau', 'FlairHubModule', 'ShardSampler', 'FlairHubDataModule',
-           'build_callbacks', 'trainer_kwargs', 'build_trainer']
+__all__ = ['build_optimizer', 'one_cycle', 'plateau', 'WarmupThenPlateau', 'FlairHubModule', 'ShardSampler',
+           'default_num_workers', 'check_unique_ids', 'FlairHubDataModule', 'checkpoint_callbacks', 'build_callbacks',
+           'resolve_precision', 'ddp_strategy', 'trainer_kwargs', 'build_trainer', 'fit']
 
 # %% ../../nbs/33_train.module.ipynb #061f7a41
 def build_optimizer(params, # model parameters
@@ -83,7 +87,7 @@ class FlairHubModule(pl.LightningModule):
         self.configure_models(img_input_sizes, model)
         self.configure_losses(reference_aux_bug)
         self.configure_metrics()
-        self._val_loss, self._ctp, self._ctp_state = torch.zeros(2, dtype=torch.float64), None, None
+        self._sums, self._ctp, self._ctp_state = {}, None, None
 
     def forward(self, batch: dict) -> tuple:
         "Logits `({task: (B,K,H,W)}, {aux_key: (B,K,H,W)})` at the label size when the batch has labels"
@@ -93,8 +97,11 @@ class FlairHubModule(pl.LightningModule):
 # %% ../../nbs/33_train.module.ipynb #88c97f4a
 @patch
 def configure_models(self: FlairHubModule, img_input_sizes: dict, model: nn.Module|None=None):
-    "`self.model`: `model`, or a `FlairHubModel` built from the spec"
+    "`self.model`: `model`, or a `FlairHubModel` built from the spec; parameters no forward uses are frozen"
     self.model = model if model is not None else FlairHubModel(self.spec, img_input_sizes)
+    unused = set(self.model.unused_parameters()) if isinstance(self.model, FlairHubModel) else set()
+    for n, p in self.model.named_parameters():
+        if n in unused: p.requires_grad_(False)
 
 @patch
 def configure_losses(self: FlairHubModule, reference_aux_bug: bool=False):
@@ -112,16 +119,20 @@ def _batch_size(batch: dict) -> int:
     return len(batch['patch_id']) if 'patch_id' in batch else next(v.shape[0] for v in batch.values() if torch.is_tensor(v))
 
 @patch
+def _accumulate(self: FlairHubModule, stage: str, loss: torch.Tensor, parts: dict, bs: int):
+    "Add `[loss, *parts, 1]` times the batch size to the stage's device-side sums"
+    vals = torch.stack([loss.detach().float(), *(v.float() for v in parts.values()), torch.ones_like(loss, dtype=torch.float32)]) * bs
+    names, acc = ['loss', *parts], self._sums.get(stage)
+    self._sums[stage] = (names, vals if acc is None else acc[1] + vals)
+
+@patch
 def _shared_step(self: FlairHubModule, batch: dict, stage: str) -> torch.Tensor:
     logits, aux = self(batch)
     loss, parts = self.criterion(logits, aux, batch)
     for t in self.tasks: self.confmats[stage][t].update(logits[t].argmax(1), batch[t])
     bs = _batch_size(batch)
-    if stage == 'train':
-        self.log('train_loss', loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
-        for k, v in parts.items(): self.log(f'train_{k}', v, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
-    else:
-        self._val_loss += torch.tensor([float(loss) * bs, bs], dtype=torch.float64)
+    self._accumulate(stage, loss, parts, bs)
+    if stage == 'train': self.log('train_loss', loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
     return loss
 
 @patch
@@ -149,15 +160,25 @@ def _epoch_metrics(self: FlairHubModule, stage: str) -> dict:
 
 # %% ../../nbs/33_train.module.ipynb #ab1f1655
 @patch
+def _epoch_losses(self: FlairHubModule, stage: str) -> dict:
+    "Batch-size-weighted mean loss and parts of the epoch over all processes (NaN without batches); resets the sums"
+    import torch.distributed as dist
+    names, vals = self._sums.pop(stage, (['loss'], torch.zeros(2, device=self.device)))
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.all_reduce(vals)
+    vals = vals.double().cpu()
+    n = float(vals[-1])
+    return {k: float(v) / n if n > 0 else float('nan') for k, v in zip(names, vals[:-1])}
+
+@patch
 def on_train_epoch_end(self: FlairHubModule):
+    losses = self._epoch_losses('train')
+    self.log('train_loss_epoch', losses.pop('loss'))
+    for k, v in losses.items(): self.log(f'train_{k}', v)
     for k, v in self._epoch_metrics('train').items(): self.log(k, v, prog_bar=k == 'train_miou')
 
 @patch
 def on_validation_epoch_end(self: FlairHubModule):
-    import torch.distributed as dist
-    vl = self._val_loss.to(self.device)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.all_reduce(vl)
-    val_loss = float(vl[0] / vl[1]) if vl[1] > 0 else float('nan'); self._val_loss.zero_()
+    val_loss = self._epoch_losses('val')['loss']
     self.log('val_loss', val_loss, prog_bar=True)
     for k, v in self._epoch_metrics('val').items(): self.log(k, v, prog_bar=k == 'val_miou')
     if self._ctp is not None and not self.trainer.sanity_checking: self._ctp.step_epoch(val_loss)
@@ -218,39 +239,64 @@ class ShardSampler(Sampler):
     def __len__(self): return len(range(self.rank, self.n, self.world_size))
 
 # %% ../../nbs/33_train.module.ipynb #538dd767
+def default_num_workers(processes_per_node: int=1, # training processes sharing this node's cores
+                       ) -> int:
+    "DataLoader workers per process: the usable CPU cores divided among the node's processes"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(cores // max(int(processes_per_node), 1), 1)
+
+def check_unique_ids(ds, split: str) -> None:
+    "`ValueError` naming the split's source and the patch ids listed more than once"
+    dup = sorted(p for p, n in Counter(getattr(ds, 'patch_ids', [])).items() if n > 1)
+    if dup:
+        raise ValueError(f"{getattr(ds, 'source', split)}: {len(dup)} patch id(s) listed more than once in the {split} split "
+                         f"({', '.join(dup[:5])}{', ...' if len(dup) > 5 else ''}); list each patch once")
+
+# %% ../../nbs/33_train.module.ipynb #95c29b92
 class FlairHubDataModule(pl.LightningDataModule):
     "Train / val / test loaders over FLAIR-HUB datasets, DDP-aware without duplicated samples"
     def __init__(self, cfg: dict, # full config
                  datasets: dict|None=None, # ready datasets by split ('train', 'val', 'test'); built from cfg otherwise
                  batch_size: int|None=None, # default `hyperparams.batch_size`
-                 num_workers: int|None=None, # default `hardware.num_workers`
+                 num_workers: int|None=None, # default `hardware.num_workers` (unset / 'auto': `default_num_workers`)
                  predict_batch_size: int|None=None, # default: batch_size
                 ):
         super().__init__()
         self.cfg, self.datasets = cfg, dict(datasets or {})
         self.batch_size = int(batch_size or cfg['hyperparams'].get('batch_size', 5))
-        self.num_workers = int(cfg.get('hardware', {}).get('num_workers', 0) if num_workers is None else num_workers)
+        hw = cfg.get('hardware') or {}
+        nw = hw.get('num_workers') if num_workers is None else num_workers
+        self.num_workers = default_num_workers(hw.get('gpus_per_node', 1) or 1) if nw in (None, 'auto') else int(nw)
         self.predict_batch_size = int(predict_batch_size or self.batch_size)
+        self.raw, self._transforms = bool((cfg.get('paths') or {}).get('packed_dir')), {}  # a pack: raw batches, device transform
+        for s, ds in self.datasets.items(): check_unique_ids(ds, s)
 
     def dataset(self, split: str):
         "The dataset of `split`, built on first use"
         if split not in self.datasets:
             from flairhub_nb.data.dataset import FlairHubDataset
-            self.datasets[split] = FlairHubDataset(self.cfg, split)
+            ds = FlairHubDataset(self.cfg, split, raw=self.raw)
+            check_unique_ids(ds, split)
+            self.datasets[split] = ds
         return self.datasets[split]
 
     def setup(self, stage: str|None=None):
         for s in {'fit': ('train', 'val'), 'validate': ('val',), 'predict': ('test',), 'test': ('test',)}.get(stage, ()):
             self.dataset(s)
 
-    def _rank_world(self) -> tuple:
-        t = getattr(self, 'trainer', None)
-        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+# %% ../../nbs/33_train.module.ipynb #ba78c43a
+@patch
+def _rank_world(self: FlairHubDataModule) -> tuple:
+    t = getattr(self, 'trainer', None)
+    return (t.global_rank, t.world_size) if t is not None else (0, 1)
 
-    def _loader(self, ds, bs, sampler=None, shuffle=False, drop_last=False):
-        from flairhub_nb.data.dataset import pad_collate
-        return DataLoader(ds, batch_size=bs, sampler=sampler, shuffle=shuffle, drop_last=drop_last,
-                          collate_fn=pad_collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+@patch
+def _loader(self: FlairHubDataModule, ds, bs, sampler=None, drop_last=False):
+    from flairhub_nb.data.dataset import pad_collate
+    t = getattr(self, 'trainer', None)
+    pin = t is not None and t.strategy.root_device.type == 'cuda'
+    return DataLoader(ds, batch_size=bs, sampler=sampler, drop_last=drop_last, collate_fn=pad_collate, pin_memory=pin,
+                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
 # %% ../../nbs/33_train.module.ipynb #2c7c39fb
 @patch
@@ -258,10 +304,8 @@ def train_dataloader(self: FlairHubDataModule) -> DataLoader:
     ds, (rank, world) = self.dataset('train'), self._rank_world()
     if len(ds) < self.batch_size * world:
         raise ValueError(f"train split has {len(ds)} samples, fewer than batch_size {self.batch_size} x {world} process(es)")
-    if world > 1:
-        s = DistributedSampler(ds, world, rank, shuffle=True, seed=int(self.cfg['hyperparams'].get('seed', 0) or 0), drop_last=True)
-        return self._loader(ds, self.batch_size, sampler=s, drop_last=True)
-    return self._loader(ds, self.batch_size, shuffle=True, drop_last=True)
+    s = DistributedSampler(ds, world, rank, shuffle=True, seed=int(self.cfg['hyperparams'].get('seed', 0) or 0), drop_last=True)
+    return self._loader(ds, self.batch_size, sampler=s, drop_last=True)
 
 @patch
 def val_dataloader(self: FlairHubDataModule) -> DataLoader:
@@ -275,37 +319,81 @@ def predict_dataloader(self: FlairHubDataModule) -> DataLoader:
 
 @patch
 def img_input_sizes(self: FlairHubDataModule, split: str='train') -> dict:
-    "Patch size (H) of each enabled modality, read from the first patch's file headers of `split`"
+    "Patch size (H) of each enabled modality: from the first packed sample, else from its file headers"
     from flairhub_nb.data.dataset import get_input_img_sizes
-    return get_input_img_sizes(self.dataset(split))
+    ds = self.dataset(split)
+    if getattr(ds, 'packed', None) is None: return get_input_img_sizes(ds)
+    s = ds[0]
+    return {m: int(s[m].shape[-2]) for m in ds.st.modalities}
+
+# %% ../../nbs/33_train.module.ipynb #e6c7d4a2
+@patch
+def on_after_batch_transfer(self: FlairHubDataModule, batch, dataloader_idx: int):
+    "A raw batch from a pack: normalise, derive, cast and (training split) augment it on the device"
+    if not self.raw or not isinstance(batch, dict): return batch
+    t = getattr(self, 'trainer', None)
+    split = 'train' if t is not None and t.training else ('test' if t is not None and (t.predicting or t.testing) else 'val')
+    if split not in self._transforms:
+        from flairhub_nb.data.transforms import BatchTransform
+        self._transforms[split] = BatchTransform.for_dataset(self.dataset(split))
+    return self._transforms[split](batch)
 
 # %% ../../nbs/33_train.module.ipynb #6a14ab87
-def build_callbacks(cfg: dict, # full config
-                    ckpt_dir: str, # checkpoint folder
-                   ) -> list:
-    "ModelCheckpoint, EarlyStopping, LearningRateMonitor and (optionally) a progress bar from `saving`"
-    from lightning.pytorch.callbacks import ModelCheckpoint, EarlyStopping, LearningRateMonitor, TQDMProgressBar
+def checkpoint_callbacks(cfg: dict, # full config
+                         ckpt_dir: str|Path, # checkpoint folder
+                        ) -> list:
+    "The best checkpoint by `saving.ckpt_monitor` (first: it is `trainer.checkpoint_callback`) and `last.ckpt`"
+    from lightning.pytorch.callbacks import ModelCheckpoint
     sv, name = cfg.get('saving') or {}, cfg['paths'].get('out_model_name', 'model')
-    monitor, mode = sv.get('ckpt_monitor', 'val_miou'), sv.get('ckpt_monitor_mode', 'max')
-    cbs = [ModelCheckpoint(dirpath=str(ckpt_dir), filename='ckpt-{epoch:02d}-{val_loss:.2f}_' + name, monitor=monitor,
-                           mode=mode, save_top_k=1, save_last=bool(sv.get('ckpt_save_also_last', True)),
-                           save_weights_only=bool(sv.get('ckpt_weights_only', False)), verbose=bool(sv.get('ckpt_verbose', True))),
-           EarlyStopping(monitor=monitor, mode=mode, patience=int(sv.get('ckpt_earlystopping_patience', 20))),
-           LearningRateMonitor(logging_interval='step')]
+    wo = bool(sv.get('ckpt_weights_only', False))
+    best = ModelCheckpoint(dirpath=str(ckpt_dir), filename='ckpt-{epoch:02d}-{val_loss:.2f}_' + name,
+                           monitor=sv.get('ckpt_monitor', 'val_miou'), mode=sv.get('ckpt_monitor_mode', 'max'), save_top_k=1,
+                           save_last=False, save_weights_only=wo, verbose=bool(sv.get('ckpt_verbose', True)))
+    return [best] + ([last_checkpoint(ckpt_dir, wo)] if sv.get('ckpt_save_also_last', True) else [])
+
+def build_callbacks(cfg: dict, # full config
+                    ckpt_dir: str|Path, # checkpoint folder
+                   ) -> list:
+    "Checkpoints, early stopping, LR monitor, random states, NaN guard, Ctrl-C checkpoint, epoch lines, progress bar"
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
+    sv = cfg.get('saving') or {}
+    cbs = checkpoint_callbacks(cfg, ckpt_dir) + [
+        EarlyStopping(monitor=sv.get('ckpt_monitor', 'val_miou'), mode=sv.get('ckpt_monitor_mode', 'max'),
+                      patience=int(sv.get('ckpt_earlystopping_patience', 20))),
+        LearningRateMonitor(logging_interval='step'), RngStates(), NonFiniteLossGuard(), InterruptCheckpoint(ckpt_dir), EpochSummary()]
     if sv.get('enable_progress_bar', True): cbs.append(TQDMProgressBar(refresh_rate=int(sv.get('progress_rate', 10))))
     return cbs
 
 # %% ../../nbs/33_train.module.ipynb #0bac7180
-def trainer_kwargs(cfg: dict) -> dict:
+def resolve_precision(precision: str|None, # `hardware.precision`: 'auto' or a Lightning precision
+                      accelerator: str, # the resolved accelerator
+                     ) -> str:
+    "`auto`: bf16-mixed on a CUDA device that supports bfloat16, 32-true elsewhere"
+    if precision not in (None, 'auto'): return str(precision)
+    cuda = accelerator in ('gpu', 'cuda', 'auto') and torch.cuda.is_available()
+    return 'bf16-mixed' if cuda and torch.cuda.is_bf16_supported() else '32-true'
+
+def ddp_strategy(strategy: str, # `hardware.strategy`
+                 spec: ModelSpec, # the model spec (modality dropout decides the unused-parameter search)
+                ) -> str:
+    "Plain DDP names without the unused-parameter search, unless modality dropout is on"
+    if strategy not in ('ddp', 'ddp_spawn', 'ddp_fork', 'ddp_notebook'): return strategy
+    dropout = len(spec.modalities) > 1 and any(float(v) > 0 for v in spec.modality_dropout.values())
+    return f"{strategy}_find_unused_parameters_{'true' if dropout else 'false'}"
+
+# %% ../../nbs/33_train.module.ipynb #e830a15b
+def trainer_kwargs(cfg: dict, # full config
+                   spec: ModelSpec|None=None, # its model spec (built from `cfg` when a DDP strategy needs it)
+                  ) -> dict:
     "Trainer arguments from the `hardware`, `hyperparams` and `saving` sections"
     hw, hp, sv = cfg.get('hardware') or {}, cfg['hyperparams'], cfg.get('saving') or {}
     acc, strategy = str(hw.get('accelerator', 'auto')).lower(), hw.get('strategy', 'auto') or 'auto'
-    if strategy in ('ddp', 'ddp_spawn', 'ddp_fork', 'ddp_notebook'): strategy = f'{strategy}_find_unused_parameters_true'
+    if strategy in ('ddp', 'ddp_spawn', 'ddp_fork', 'ddp_notebook'): strategy = ddp_strategy(strategy, spec or model_spec(cfg))
     if acc in ('gpu', 'cuda') and not torch.cuda.is_available(): acc = 'cpu'
     return dict(accelerator=acc, devices=hw.get('gpus_per_node', hw.get('devices', 1)) or 1,
                 num_nodes=int(hw.get('num_nodes', 1) or 1), strategy=strategy,
-                precision=hw.get('precision', '32-true'), max_epochs=int(hp.get('num_epochs', 150)),
-                num_sanity_val_steps=0, use_distributed_sampler=False,
+                precision=resolve_precision(hw.get('precision'), acc), max_epochs=int(hp.get('num_epochs', 150)),
+                num_sanity_val_steps=0, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
                 enable_progress_bar=bool(sv.get('enable_progress_bar', True)))
 
 # %% ../../nbs/33_train.module.ipynb #9dbbfe17
@@ -314,13 +402,25 @@ def build_trainer(cfg: dict, # full config
                   extra_callbacks: list|None=None, # appended to the config's callbacks (e.g. a PredictionWriter)
                   **kwargs, # Trainer overrides (e.g. limit_train_batches, logger, callbacks)
                  ) -> pl.Trainer:
-    "A Lightning Trainer with the reference's callbacks and a CSV (+ TensorBoard) logger under `out_dir`"
+    "A Lightning Trainer with the reference's callbacks and a CSV (+ TensorBoard) logger under `out_dir`; TF32 on CUDA"
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     name = cfg['paths'].get('out_model_name', 'model'); out_dir = Path(out_dir)
     loggers = [CSVLogger(str(out_dir), name=f'logs_{name}')]
     if importlib.util.find_spec('tensorboard') is not None:  # optional: TensorBoard logs when it is installed
         loggers.append(TensorBoardLogger(str(out_dir), name=f'tensorboard_logs_{name}'))
     kw = dict(trainer_kwargs(cfg), callbacks=build_callbacks(cfg, out_dir/'checkpoints') + list(extra_callbacks or []), logger=loggers,
-              log_every_n_steps=1, default_root_dir=str(out_dir))
+              log_every_n_steps=50, default_root_dir=str(out_dir))
     kw.update(kwargs)
+    if torch.cuda.is_available(): torch.set_float32_matmul_precision('high')  # TF32 matmuls and convolutions
     return pl.Trainer(**kw)
+
+# %% ../../nbs/33_train.module.ipynb #96c58c5d
+def fit(trainer: pl.Trainer, module: FlairHubModule, datamodule: FlairHubDataModule,
+        ckpt_path: str|Path|None=None, # checkpoint to resume from (loaded with weights_only=True)
+       ) -> None:
+    "`trainer.fit`; Ctrl-C becomes `KeyboardInterrupt` naming the resumable checkpoint"
+    try: trainer.fit(module, datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    except SystemExit as e:
+        if not trainer.interrupted: raise
+        ck = next((c.path for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.path), None)
+        raise KeyboardInterrupt(f"training interrupted; resumable checkpoint: {ck}") from e

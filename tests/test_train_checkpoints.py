@@ -1,0 +1,167 @@
+"""Checkpoints that never lie and failures that are loud (issue 13): `last.ckpt` is the last completed epoch, writes are
+atomic on a full disk, every load is `weights_only`, truncated files are named, a NaN loss stops training naming the
+batch, Ctrl-C exits 130 with a resumable checkpoint, a resumed run equals an uninterrupted one, duplicated patch ids
+are refused."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch, yaml
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from train_common import make_toy, toy_train_config
+from flairhub_nb.models.checkpoint import CheckpointFormatError
+from flairhub_nb.train.callbacks import AtomicCheckpointIO, NonFiniteLossError
+from flairhub_nb.train.cli import run
+from flairhub_nb.train.module import FlairHubDataModule, FlairHubModule, build_trainer, fit
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    return make_toy(tmp_path_factory.mktemp('toy')/'toy', n_train=8, n_val=4, n_test=4, px=32, modalities=('AERIAL_RGBI',))
+
+def aerial_cfg(toy, out, **kw):
+    cfg = toy_train_config(toy, out, modalities=('AERIAL_RGBI',), aux=False, **kw)
+    cfg['tasks']['predict'] = False
+    return cfg
+
+def load(p): return torch.load(p, map_location='cpu', weights_only=True)
+
+def test_last_ckpt_is_the_last_epoch_when_the_best_came_first(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path, epochs=3)
+    cfg['hyperparams']['learning_rate'] = 0   # frozen weights: val mIoU never improves after epoch 0
+    run(cfg)
+    ck = tmp_path/'toy'/'checkpoints'
+    best = [p for p in ck.iterdir() if p.name.startswith('ckpt-')]
+    assert len(best) == 1 and best[0].name.startswith('ckpt-epoch=00')
+    assert load(ck/'last.ckpt')['epoch'] == 2 and load(ck/'last.ckpt')['global_step'] == 6
+    s = json.loads((tmp_path/'toy'/'run_summary.json').read_text())
+    assert s['best_checkpoint'] == f'checkpoints/{best[0].name}' and s['last_checkpoint'] == 'checkpoints/last.ckpt'
+    assert s['epochs_completed'] == 3
+    assert not [p for p in ck.iterdir() if '.tmp' in p.name]
+
+def test_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path):
+    disk = tmp_path/'disk'; disk.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)], capture_output=True).returncode:
+        pytest.fail('cannot mount a 2 MiB tmpfs (the test needs root)')
+    try:
+        cio = AtomicCheckpointIO()
+        cio.save_checkpoint({'epoch': 1, 'w': torch.zeros(1000)}, disk/'last.ckpt')
+        with pytest.raises(OSError, match=r'last\.ckpt not written \(No space left on device\)') as e:
+            cio.save_checkpoint({'epoch': 2, 'w': torch.zeros(1_000_000)}, disk/'last.ckpt')
+        assert e.value.errno == 28
+        assert sorted(p.name for p in disk.iterdir()) == ['last.ckpt']   # no temporary left behind
+        assert cio.load_checkpoint(disk/'last.ckpt')['epoch'] == 1      # the previous file is whole
+        with pytest.raises(OSError, match=r'new\.ckpt not written'):
+            cio.save_checkpoint({'w': torch.zeros(1_000_000)}, disk/'new.ckpt')
+        assert not (disk/'new.ckpt').exists()
+    finally:
+        subprocess.run(['umount', str(disk)])
+
+class Evil:
+    def __reduce__(self): return (Path.touch, (Path(os.environ['EVIL_MARK']),))
+
+def test_resume_never_unpickles(toy, tmp_path, monkeypatch):
+    mark = tmp_path/'code_ran'
+    monkeypatch.setenv('EVIL_MARK', str(mark))
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')   # torch's switch back to full unpickling when not explicit
+    torch.save({'state_dict': {}, 'epoch': 0, 'x': Evil()}, tmp_path/'evil.ckpt')
+    cfg = aerial_cfg(toy, tmp_path/'out')
+    cfg['tasks']['train_tasks']['resume_training_from_ckpt'] = True
+    cfg['paths']['ckpt_model_path'] = str(tmp_path/'evil.ckpt')
+    with pytest.raises(CheckpointFormatError, match=r'evil\.ckpt: refused by torch.load\(weights_only=True\)'): run(cfg)
+    assert not mark.exists()
+
+def test_truncated_resume_checkpoint_is_named(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path)
+    run(cfg)
+    raw = (tmp_path/'toy'/'checkpoints'/'last.ckpt').read_bytes()
+    (tmp_path/'cut.ckpt').write_bytes(raw[:len(raw) // 2])
+    cfg['tasks']['train_tasks']['resume_training_from_ckpt'] = True
+    cfg['paths']['ckpt_model_path'] = str(tmp_path/'cut.ckpt')
+    with pytest.raises(CheckpointFormatError, match=r'cut\.ckpt: not a complete, loadable checkpoint'): run(cfg)
+
+class NaNPixels(torch.utils.data.Dataset):
+    "The toy train split with one NaN pixel in one patch"
+    def __init__(self, ds, bad): self.ds, self.bad, self.patch_ids, self.source = ds, bad, ds.patch_ids, ds.source
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        s = self.ds[i]
+        if s['patch_id'] == self.bad: s['AERIAL_RGBI'][0, 0, 0] = float('nan')
+        return s
+
+def test_nan_loss_stops_training_naming_epoch_step_and_patch(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path, epochs=3)
+    dm = FlairHubDataModule(cfg)
+    bad, sizes = dm.dataset('train').patch_ids[5], dm.img_input_sizes()
+    dm.datasets['train'] = NaNPixels(dm.dataset('train'), bad)
+    pl.seed_everything(0, verbose=False)
+    module = FlairHubModule(cfg, sizes)
+    trainer = build_trainer(cfg, tmp_path/'run', enable_model_summary=False)
+    with pytest.raises(NonFiniteLossError, match=rf'training loss is nan at epoch 0, step \d; batch patch ids: .*{bad}'):
+        fit(trainer, module, dm)
+
+def test_duplicated_patch_ids_are_an_error(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path)
+    csv = Path(cfg['paths']['train_csv'])
+    lines, dup = csv.read_text().splitlines(), csv.with_name(f'dup_{tmp_path.name}.csv')   # next to it: same relative paths
+    dup.write_text('\n'.join(lines + [lines[1]]) + '\n')
+    cfg['paths']['train_csv'] = str(dup)
+    try:
+        with pytest.raises(ValueError, match=r'dup_.*\.csv: 1 patch id\(s\) listed more than once in the train split'):
+            FlairHubDataModule(cfg).dataset('train')
+    finally: dup.unlink()
+
+class StopAfter(Callback):
+    "End `fit` after `n` epochs, as a killed job would, keeping the run's planned length"
+    def __init__(self, n): self.n = n
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.n: trainer.should_stop = True
+
+def _fit(cfg, out, resume=None, stop=None):
+    pl.seed_everything(0, verbose=False)
+    dm = FlairHubDataModule(cfg)
+    module = FlairHubModule(cfg, dm.img_input_sizes())
+    trainer = build_trainer(cfg, out, extra_callbacks=[StopAfter(stop)] if stop else [], enable_model_summary=False)
+    fit(trainer, module, dm, ckpt_path=resume)
+    return module.state_dict(), trainer
+
+def test_resume_from_epoch_end_equals_uninterrupted_run(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path, epochs=4)
+    cfg['modalities']['pre_processings']['use_augmentation'] = True   # random draws in every step
+    cfg['saving']['ckpt_earlystopping_patience'] = 100
+    whole, _ = _fit(cfg, tmp_path/'whole')
+    _, t = _fit(cfg, tmp_path/'part', stop=2)
+    assert t.current_epoch == 2 and load(tmp_path/'part'/'checkpoints'/'last.ckpt')['epoch'] == 1
+    resumed, t = _fit(cfg, tmp_path/'resumed', resume=tmp_path/'part'/'checkpoints'/'last.ckpt')
+    assert t.global_step == 8
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole), [k for k in whole if not torch.equal(whole[k], resumed[k])][:5]
+
+CTRL_C_SCRIPT = """
+import sys
+from flairhub_nb.cli import flairhub_main
+sys.exit(flairhub_main(['--config', sys.argv[1]]))
+"""
+
+def test_ctrl_c_exits_130_with_a_resumable_checkpoint(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path/'out', epochs=1000)
+    cfg['saving']['ckpt_earlystopping_patience'] = 10_000
+    (tmp_path/'cfg.yaml').write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    p = subprocess.Popen([sys.executable, '-c', CTRL_C_SCRIPT, str(tmp_path/'cfg.yaml')], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    t0 = time.time()
+    for line in p.stdout:   # wait for the first epoch line
+        if line.startswith('epoch 1/1000'): break
+        assert time.time() - t0 < 600
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err[-3000:]
+    assert 'flairhub: error: interrupted' in err
+    ck = tmp_path/'out'/'toy'/'checkpoints'/'interrupted.ckpt'
+    assert f'resumable checkpoint {ck}' in out
+    state = load(ck)
+    assert state['global_step'] >= 2 and state['optimizer_states'] and 'loops' in state
+    # resume from it: the run continues from that step
+    cfg['hyperparams']['num_epochs'] = state['epoch'] + 2
+    cfg['tasks']['train_tasks']['resume_training_from_ckpt'] = True
+    cfg['paths'].update(ckpt_model_path=str(ck), out_folder=str(tmp_path/'again'))
+    assert run(cfg) == 0
+    assert load(tmp_path/'again'/'toy'/'checkpoints'/'last.ckpt')['epoch'] == state['epoch'] + 1
