@@ -55,9 +55,8 @@ def peak_mem_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 def ours_step(module):
-    "FlairHubModule.training_step's work: criterion, device-side confusion counts, device-side loss sums"
-    def step(batch):
-        logits, aux = module(batch)
+    "FlairHubModule.training_step's work after the forward: criterion, device-side confusion counts and loss sums"
+    def step(batch, logits, aux):
         loss, parts = module.criterion(logits, aux, batch)
         for t in module.tasks: module.confmats['train'][t].update(logits[t].argmax(1), batch[t])
         module._accumulate('train', loss, parts, args_batch(batch))
@@ -71,8 +70,7 @@ def reference_step(module):
     ce = {t: nn.CrossEntropyLoss(weight=torch.tensor(s.class_weights, dtype=torch.float32, device=dev)) for t, s in spec.tasks.items()}
     aux_ce = {(m, t): nn.CrossEntropyLoss(weight=torch.tensor(s.modality_weights[m], dtype=torch.float32, device=dev)) for t, s in spec.tasks.items() for m in spec.aux_modalities}
     iou = {t: MulticlassJaccardIndex(s.num_classes, average='weighted').to(dev) for t, s in spec.tasks.items()}
-    def step(batch):
-        logits, aux = module(batch)
+    def step(batch, logits, aux):
         total = 0.
         for t, s in spec.tasks.items():
             target = batch[f'{t}_ONEHOT'].argmax(1)
@@ -96,13 +94,21 @@ def bench(name, args):
     dtype = torch.bfloat16 if args.bf16 else None
     nparams = sum(p.numel() for p in module.model.parameters()) / 1e6
     steps = {}
-    for variant, make in (('ours', ours_step), ('reference', reference_step)):
+    order = (('reference', reference_step), ('ours', ours_step)) if args.reference_first else (('ours', ours_step), ('reference', reference_step))
+    for variant, make in order:
         opt = build_optimizer([p for p in module.parameters() if p.requires_grad], {'optimizer': 'adamw', 'learning_rate': 1e-4})
         steps[variant] = (make(module), opt)
     def step(variant):
-        fwd, opt = steps[variant]
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None): loss = fwd(batch)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        head, opt = steps[variant]
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None): loss = head(batch, *module(batch))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None): fixed = module(batch)
+    def head_only(variant):
+        "The part where the variants differ: loss (forward + backward to the logits) and metrics, on fixed logits"
+        logits, aux = ({k: v.detach().float().requires_grad_() for k, v in d.items()} for d in fixed)
+        steps[variant][0](batch, logits, aux).backward()
     for _ in range(args.warmup):
         for v in steps: step(v)
     times = {v: [] for v in steps}
@@ -113,16 +119,27 @@ def bench(name, args):
             step(v)
             if device.type == 'cuda': torch.cuda.synchronize()
             times[v].append((time.perf_counter() - t, time.process_time() - c))
+    heads = {v: [] for v in steps}
+    for _ in range(5 * args.steps):
+        for v in steps:
+            if device.type == 'cuda': torch.cuda.synchronize()
+            t = time.perf_counter()
+            head_only(v)
+            if device.type == 'cuda': torch.cuda.synchronize()
+            heads[v].append(time.perf_counter() - t)
     med = {v: tuple(sorted(x[i] for x in ts)[len(ts) // 2] for i in (0, 1)) for v, ts in times.items()}
+    hmed = {v: sorted(ts)[len(ts) // 2] * 1e3 for v, ts in heads.items()}
     for v, (dt, dc) in med.items():
         print(f"{name:5s} {v:9s} {args.arch} {args.size}px B={args.batch} T={args.T} {device.type}{' bf16' if args.bf16 else ' fp32'}: "
               f"{args.batch / dt:.2f} samples/s, {dt:.3f} s/step wall, {dc:.3f} s/step CPU (medians of {args.steps}), "
               f"{nparams:.1f} M params", flush=True)
     (w0, c0), (w1, c1) = med['ours'], med['reference']
     print(f"{name:5s} reference / ours: wall x{w1 / w0:.2f}, CPU x{c1 / c0:.2f}; peak mem {peak_mem_mb(device):.0f} MB", flush=True)
+    print(f"{name:5s} loss + metrics on fixed logits: ours {hmed['ours']:.1f} ms, reference {hmed['reference']:.1f} ms "
+          f"(x{hmed['reference'] / hmed['ours']:.2f})", flush=True)
 
 def uptime() -> str:
-    try: return subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()
+    try: return subprocess.run(['uptime'], capture_output=True, text=True, check=False).stdout.strip()
     except OSError: return f"load average {os.getloadavg()}"
 
 if __name__ == '__main__':
@@ -138,6 +155,7 @@ if __name__ == '__main__':
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--bf16', action='store_true', help='bf16 autocast (default on CUDA)')
     p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--reference-first', action='store_true', help='run the reference variant first in each round (order check)')
     a = p.parse_args()
     if a.device.startswith('cuda') and not a.bf16: a.bf16 = True
     if a.threads: torch.set_num_threads(a.threads)

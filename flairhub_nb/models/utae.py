@@ -327,6 +327,7 @@ def _empty_outputs(self: UTAE, x: torch.Tensor) -> tuple[torch.Tensor, list[torc
     maps = [z(ch, hw) for ch, hw in zip(self.map_channels, sizes[::-1])]
     return z(self.num_classes, conv_out_shape(self.out_conv, self.decoder_widths[0], *sizes[0])[1:]), maps
 
+# %% ../../nbs/21_models.utae.ipynb #40f7289d
 @patch
 def forward(self: UTAE,  # noqa: F811 (fastcore @patch: one `forward` per class)
             x: torch.Tensor, # (B,T,C,H,W) series (raw values; padded frames = pad_value)

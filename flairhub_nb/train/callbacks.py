@@ -27,12 +27,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                         storage_options=None, # unused (as in `TorchCheckpointIO`)
                        ) -> None:
         "Write `checkpoint` to `path` atomically; `OSError` naming `path` on failure"
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO(); torch.save(checkpoint, buf)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
         tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
         try:
             with open(tmp, 'wb') as f:
-                f.write(buf.getbuffer()); f.flush(); os.fsync(f.fileno())
+                f.write(buf.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
             tmp.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ def confusion_counts(gt: torch.Tensor, # ground-truth class indices, any shape
     counts = torch.zeros(k * k + 2, dtype=torch.int64, device=gt.device).index_add_(0, idx, torch.ones_like(idx))
     return counts[:k * k].view(k, k), counts[k * k]
 
+# %% ../../nbs/31_train.metrics.ipynb #80a4681e
 class ConfusionMatrix:
     "Accumulating (K,K) confusion matrix of one task, reducible across processes"
     def __init__(self, num_classes: int, # K

@@ -271,18 +271,21 @@ class FlairHubDataModule(pl.LightningDataModule):
         self.raw, self._transforms = bool((cfg.get('paths') or {}).get('packed_dir')), {}  # a pack: raw batches, device transform
         for s, ds in self.datasets.items(): check_unique_ids(ds, s)
 
-    def dataset(self, split: str):
-        "The dataset of `split`, built on first use"
-        if split not in self.datasets:
-            from flairhub_nb.data.dataset import FlairHubDataset
-            ds = FlairHubDataset(self.cfg, split, raw=self.raw)
-            check_unique_ids(ds, split)
-            self.datasets[split] = ds
-        return self.datasets[split]
+# %% ../../nbs/33_train.module.ipynb #69a769f1
+@patch
+def dataset(self: FlairHubDataModule, split: str):
+    "The dataset of `split`, built on first use"
+    if split not in self.datasets:
+        from flairhub_nb.data.dataset import FlairHubDataset
+        ds = FlairHubDataset(self.cfg, split, raw=self.raw)
+        check_unique_ids(ds, split)
+        self.datasets[split] = ds
+    return self.datasets[split]
 
-    def setup(self, stage: str|None=None):
-        for s in {'fit': ('train', 'val'), 'validate': ('val',), 'predict': ('test',), 'test': ('test',)}.get(stage, ()):
-            self.dataset(s)
+@patch
+def setup(self: FlairHubDataModule, stage: str|None=None):
+    for s in {'fit': ('train', 'val'), 'validate': ('val',), 'predict': ('test',), 'test': ('test',)}.get(stage, ()):
+        self.dataset(s)
 
 # %% ../../nbs/33_train.module.ipynb #ba78c43a
 @patch
