@@ -364,7 +364,7 @@ def write_toy_zonal_config(zone: ToyZone, # the zone to predict
     cfg = zone.zonal_config(Path(model_weights).resolve(), zone.root.resolve().parent/'zonal_results', modalities, stats, **(kw | overrides))
     top = relative_paths({k: cfg[k] for k in ('output_path', 'model_weights')}, folder)
     for m, b in cfg['modalities'].items():
-        if m != 'inputs': b.update(relative_paths({k: str(v) for k, v in b.items() if k.endswith(('_path', '_txt'))}, folder))
+        if m != 'inputs': b.update(relative_paths({k: str(Path(v).resolve()) for k, v in b.items() if k.endswith(('_path', '_txt')) and v}, folder))
     _write_text(dest, f"# written by flairhub_toy --write-zonal-config for the toy zone {zone.name}\n" +
                 yaml.safe_dump(cfg | top, sort_keys=False, default_flow_style=None, width=110))
     return dest
