@@ -221,6 +221,7 @@ def test_failed_page_banner_is_clean(site):
     assert str(proj) not in note and '/' not in note.split('(')[-1], note
 
 
+@pytest.mark.slow  # a headless browser waits for the whole widget bundle: > 60 s on a loaded 2-core machine (make test-slow)
 def test_widget_page_renders_offline(site):
     "viz.maps: the map widget renders from the state saved in the page, with the bundled manager and no request off the machine"
     from playwright.sync_api import sync_playwright
