@@ -43,8 +43,10 @@ def export_weights(ckpt: Path, # Lightning checkpoint (read with weights_only=Tr
     sd = read_state_dict(ckpt)  # torch.load(weights_only=True): the file cannot run code while it is read
     sd = {k: v.contiguous() for k, v in sd.items() if k.startswith('model.')}
     if not sd: raise ValueError(f"{ckpt}: no 'model.*' weights in this checkpoint")
-    dest = Path(dest); tmp = dest.with_name(dest.name + '.part')
-    save_file(sd, str(tmp)); os.replace(tmp, dest)
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + '.part')
+    save_file(sd, str(tmp))
+    os.replace(tmp, dest)
     return dest
 
 # %% ../nbs/70_demo.ipynb #88aaebdb
@@ -62,7 +64,9 @@ def run_demo(out: str|Path='demo_out', # output folder (created)
     import papermill as pm
     from flairhub_nb.toy.zone import make_toy_zone
     from flairhub_nb.zonal.cli import predict_zone
-    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
     _step(f"1/3 training {'+'.join(modalities)} for {epochs} epochs on a toy set through nbs/train.ipynb (papermill)")
     executed = out/'train_executed.ipynb'
     pm.execute_notebook(str(train_notebook()), str(executed), cwd=str(train_notebook().parent), progress_bar=False, stdout_file=sys.stdout,
@@ -99,10 +103,12 @@ def _report(res: dict):
 def main(argv: list|None=None) -> int:
     "`python -m flairhub_nb.demo`: the `make demo` job"
     p = argparse.ArgumentParser(prog='flairhub_nb.demo', description=run_demo.__doc__)
-    p.add_argument('--out', default='demo_out'); p.add_argument('--epochs', type=int, default=20)
+    p.add_argument('--out', default='demo_out')
+    p.add_argument('--epochs', type=int, default=20)
     p.add_argument('--zone-size-m', type=float, default=1024.0)
     a = p.parse_args(argv)
     try: run_demo(a.out, epochs=a.epochs, zone_size_m=a.zone_size_m)
     except Exception as e:
-        print(f"flairhub_nb.demo: error: {type(e).__name__}: {e}", file=sys.stderr); return 1
+        print(f"flairhub_nb.demo: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     return 0

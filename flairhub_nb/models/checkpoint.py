@@ -145,7 +145,8 @@ def plan_load(sd: dict[str, torch.Tensor], # checkpoint tensors, already renamed
         t = target[k]
         if v.shape == t.shape: out[k] = v; report.loaded.append(k)
         elif k.endswith('relative_position_bias_table') and v.ndim == 2 and v.shape[1] == t.shape[1]:
-            out[k] = interpolate_bias_table(v, t.shape[0]); report.interpolated.append(k)
+            out[k] = interpolate_bias_table(v, t.shape[0])
+            report.interpolated.append(k)
         elif k.endswith(('relative_position_index', 'attn_mask')): report.dropped.append(k)
         elif reinit_heads and is_head_key(k): report.reinitialised.append(k)
         else: report.mismatched.append(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
@@ -184,6 +185,7 @@ def save_checkpoint(model: nn.Module, # FlairHubModel (a `model.` prefix is adde
     from safetensors.torch import save_file
     sd = model.state_dict()
     if not any(k.startswith('model.') for k in sd): sd = {'model.' + k: v for k, v in sd.items()}
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(path))
     return path

@@ -119,7 +119,8 @@ def load_pretrained_encoder(encoder: nn.Module, # a `TimmFeatureEncoder` (or any
         if k not in target: continue
         t = target[k]
         if v.ndim == 4 and t.ndim == 4 and v.shape[1] == 3 and t.shape[1] != 3 and v.shape[0] == t.shape[0]:
-            v = adapt_input_kernel(v, t.shape[1], mode); adapted.append(k)
+            v = adapt_input_kernel(v, t.shape[1], mode)
+            adapted.append(k)
         sd[k] = v
     missing = [k for k in target if k not in sd]
     if missing: raise KeyError(f"pretrained weights lack {len(missing)} encoder keys, e.g. {missing[:5]}")

@@ -56,11 +56,13 @@ def cp_csv_and_conf_to_output(cfg: dict, # full config
                               dest: Path, # `<out>/used_csv_and_config`
                              ) -> list:
     "Copy the split CSVs that exist and write the config as `config.yaml`; returns the written paths"
-    dest.mkdir(parents=True, exist_ok=True); done = []
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
     for k in ('train_csv', 'val_csv', 'test_csv'):
         src = cfg['paths'].get(k)
         if src and Path(src).is_file(): done.append(Path(shutil.copy(src, dest/f'{k}_{Path(src).name}')))
-    (dest/'config.yaml').write_text(yaml.safe_dump(cfg, sort_keys=False)); done.append(dest/'config.yaml')
+    (dest/'config.yaml').write_text(yaml.safe_dump(cfg, sort_keys=False))
+    done.append(dest/'config.yaml')
     return done
 
 # %% ../../nbs/34_train.cli.ipynb #828cb944
@@ -80,7 +82,9 @@ def run(cfg: dict|str|Path, # config dict (reference schema) or YAML file / fold
         trainer_kwargs: dict|None=None, # extra Trainer arguments (e.g. limit_train_batches) for tests and notebooks
        ) -> int:
     "Run the config's tasks (train / predict / metrics_only); returns 0"
-    cfg = load_config(cfg); out = run_dir(cfg); name = str(cfg['paths']['out_model_name'])
+    cfg = load_config(cfg)
+    out = run_dir(cfg)
+    name = str(cfg['paths']['out_model_name'])
     spec, tasks, hp, sv = model_spec(cfg, resolved=True), cfg['tasks'], cfg['hyperparams'], cfg['saving']
     rank0 = is_rank_zero()
     out.mkdir(parents=True, exist_ok=True)

@@ -58,12 +58,14 @@ def forward(self: FlairHubCriterion, logits_tasks: dict, # {task: (B,K,H,W)}
     for t in self.tasks:
         if t not in logits_tasks: raise KeyError(f"model output has no logits for task {t!r}; got {list(logits_tasks)}")
         target = batch[t].long()
-        main = self[t](logits_tasks[t], target); parts[f'loss_{t}'] = main.detach()
+        main = self[t](logits_tasks[t], target)
+        parts[f'loss_{t}'] = main.detach()
         aux_terms = []
         for m in self.mods:
             k = f'aux_{m}_{t}'
             if k not in logits_aux: raise KeyError(f"aux loss enabled for {m} but the model returned no {k!r}; got {list(logits_aux)}")
-            a = self[k](logits_aux[k], target); parts[f'loss_{k}'] = a.detach()
+            a = self[k](logits_aux[k], target)
+            parts[f'loss_{k}'] = a.detach()
             aux_terms.append(self.aux_weight[m] * a)
         aux = torch.stack(aux_terms).mean() if aux_terms and not self.reference_aux_bug else 0.
         total = total + self.task_weight[t] * (main + aux)

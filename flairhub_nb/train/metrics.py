@@ -25,7 +25,8 @@ def confusion_matrix(gt: torch.Tensor, # ground-truth class indices, any shape
     gt, pred = gt.reshape(-1).long(), pred.reshape(-1).long()
     if gt.shape != pred.shape: raise ValueError(f"gt has {gt.numel()} pixels but pred has {pred.numel()}")
     if ignore_index is not None:
-        keep = gt != ignore_index; gt, pred = gt[keep], pred[keep]
+        keep = gt != ignore_index
+        gt, pred = gt[keep], pred[keep]
     for name, v in (('ground truth', gt), ('prediction', pred)):
         if v.numel() and (v.min() < 0 or v.max() >= num_classes):
             raise ValueError(f"{name} holds values {v.min().item()}..{v.max().item()} outside 0..{num_classes-1}")
@@ -122,13 +123,17 @@ def plot_confmat(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix
     cm = cm[np.ix_(keep, keep)]
     with np.errstate(invalid='ignore'): norm = np.nan_to_num(cm / cm.sum(1, keepdims=True))
     if ax is None:
-        fig = Figure(figsize=(0.45 * len(keep) + 3, 0.45 * len(keep) + 2.5)); ax = fig.subplots()
+        fig = Figure(figsize=(0.45 * len(keep) + 3, 0.45 * len(keep) + 2.5))
+        ax = fig.subplots()
     else: fig = ax.figure
     im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
     ax.set_xticks(range(len(keep)), [names[i] for i in keep], rotation=90, fontsize=7)
     ax.set_yticks(range(len(keep)), [names[i] for i in keep], fontsize=7)
-    ax.set_xlabel('prediction'); ax.set_ylabel('ground truth'); ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046); fig.tight_layout()
+    ax.set_xlabel('prediction')
+    ax.set_ylabel('ground truth')
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
     return fig
 
 # %% ../../nbs/31_train.metrics.ipynb #d0467d01
@@ -139,7 +144,8 @@ def save_metrics(confmat: np.ndarray|torch.Tensor, # (K,K) confusion matrix of `
                 ) -> dict:
     "Write `metrics.json`, `confmat_<mode>.npy/.csv/.png` for one task; returns the report"
     import pandas as pd
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     cm = np.asarray(confmat.cpu() if torch.is_tensor(confmat) else confmat).astype(np.int64)
     rep = metrics_report(cm, task)
     (out/'metrics.json').write_text(json.dumps(rep, indent=4))

@@ -70,7 +70,9 @@ class WarmupThenPlateau:
         if self.steps >= self.warmup_steps: self.plateau.step(val_loss)
     def state_dict(self): return {'steps': self.steps, 'warmup': self.warmup.state_dict(), 'plateau': self.plateau.state_dict()}
     def load_state_dict(self, sd):
-        self.steps = sd['steps']; self.warmup.load_state_dict(sd['warmup']); self.plateau.load_state_dict(sd['plateau'])
+        self.steps = sd['steps']
+        self.warmup.load_state_dict(sd['warmup'])
+        self.plateau.load_state_dict(sd['plateau'])
 
 # %% ../../nbs/33_train.module.ipynb #181f679b
 class FlairHubModule(pl.LightningModule):
@@ -148,10 +150,13 @@ def validation_step(self: FlairHubModule, batch: dict, batch_idx: int) -> None:
 def _epoch_metrics(self: FlairHubModule, stage: str) -> dict:
     out, mious = {}, []
     for t, acc in self.confmats[stage].items():
-        cm = acc.reduce().cpu().clone(); acc.reset()
+        cm = acc.reduce().cpu().clone()
+        acc.reset()
         if stage == 'val': self.val_confmats[t] = cm
         ts = self.spec.tasks[t]
-        m = compute_metrics(cm, ts.scored); suf = task_suffix(t); mious.append(m['miou'] / 100)
+        m = compute_metrics(cm, ts.scored)
+        suf = task_suffix(t)
+        mious.append(m['miou'] / 100)
         out[f'{stage}_miou_{suf}'], out[f'{stage}_oa_{suf}'] = m['miou'] / 100, m['oa'] / 100
         if stage == 'val':
             for i, v in zip(m['classes'], m['per_class_iou']): out[f'val_iou_{suf}_{i}_{ts.class_names[i]}'] = float(v) / 100
@@ -192,7 +197,8 @@ def predict_step(self: FlairHubModule, batch: dict, batch_idx: int, dataloader_i
 # %% ../../nbs/33_train.module.ipynb #2874d024
 @patch
 def configure_optimizers(self: FlairHubModule):
-    hp = self.cfg['hyperparams']; opt = build_optimizer(self.parameters(), hp)
+    hp = self.cfg['hyperparams']
+    opt = build_optimizer(self.parameters(), hp)
     name, self._ctp = hp.get('scheduler'), None
     if name == 'one_cycle_lr':
         sch = one_cycle(opt, hp, self.trainer.estimated_stepping_batches)
@@ -407,7 +413,8 @@ def build_trainer(cfg: dict, # full config
                  ) -> pl.Trainer:
     "A Lightning Trainer with the reference's callbacks and a CSV (+ TensorBoard) logger under `out_dir`; TF32 on CUDA"
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-    name = cfg['paths'].get('out_model_name', 'model'); out_dir = Path(out_dir)
+    name = cfg['paths'].get('out_model_name', 'model')
+    out_dir = Path(out_dir)
     loggers = [CSVLogger(str(out_dir), name=f'logs_{name}')]
     if importlib.util.find_spec('tensorboard') is not None:  # optional: TensorBoard logs when it is installed
         loggers.append(TensorBoardLogger(str(out_dir), name=f'tensorboard_logs_{name}'))

@@ -38,7 +38,8 @@ def write_prediction(pred: np.ndarray, # (H,W) class indices
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(out_path, 'w', **prof) as dst:
-            dst.write(pred.astype(np.uint8)[None]); dst.write_colormap(1, colormap(task))
+            dst.write(pred.astype(np.uint8)[None])
+            dst.write_colormap(1, colormap(task))
     return out_path
 
 # %% ../../nbs/32_train.writer.ipynb #8e3fde66
