@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 from fastcore.basics import patch
-from ..data.io import DateMismatchError
-from ..data.sentinel import DATES_KEY, day_offsets, reshape_series, filter_dates, temporal_average
+from ..data.sentinel import DATES_KEY
 from .plan import TilingPlan, Tile
 from .read import ZoneReader, ModalitySpec, zonal_collate
 from .stitch import band_ready_after
@@ -181,18 +180,10 @@ def normalise(x: torch.Tensor, # (B,C,s,s) raw tiles
 # %% ../../nbs/47_zonal.device.ipynb #3c01afe0
 def _series_tile(reader: ZoneReader, m: str, blocks: dict, t: Tile) -> tuple[np.ndarray, np.ndarray]:
     "One tile's time series from the cell's host block: channels, cloud filter, averaging (as `ZoneReader._read_series`)"
-    s, plan, dates = reader.specs[m], reader.plan, reader.dates[m]
-    T, size = len(dates), plan.patch_size(m)
+    plan = reader.plan
     raw = cut_tiles(plan, m, blocks[m], [t])[0].numpy()
-    x = reshape_series(raw, raw.shape[0] // T, s.channels, T, name=s.path, dates_source=s.dates_txt)
-    if s.filter_clouds:
-        msk = cut_tiles(plan, m, blocks[m + ':clouds'], [t], nearest=True)[0].numpy()
-        if msk.shape[0] != 2 * T:
-            raise DateMismatchError(f"{m}: cloud mask {s.clouds_path} has {msk.shape[0]} bands; expected 2 per date = {2*T}")
-        keep = filter_dates(msk.reshape(T, 2, size, size), s.max_cloud, s.max_snow, s.max_frac_cover)
-        x, dates = x[keep], dates[keep]
-    if s.temporal_average: return temporal_average(x, dates, s.temporal_average, reader.ref_date)
-    return x.astype(np.float32), day_offsets(dates, reader.ref_date).astype(np.float32)
+    msk = cut_tiles(plan, m, blocks[m + ':clouds'], [t], nearest=True)[0].numpy() if reader.specs[m].filter_clouds else None
+    return reader.series_from_raw(m, raw, msk)
 
 def _series_batch(reader: ZoneReader, m: str, blocks: dict, tiles: list, device: torch.device) -> dict:
     "A batch's series of `m` (padded along T, with its pad mask and dates), on `device`"

@@ -205,12 +205,20 @@ def _read_mono(self: ZoneReader, m: str, t: Tile) -> np.ndarray:
 @patch
 def _read_series(self: ZoneReader, m: str, t: Tile) -> tuple[np.ndarray, np.ndarray]:
     s, dss = self.specs[m], self._open()
-    size, dates = self.plan.patch_size(m), self.dates[m]
-    T, w = len(dates), self.plan.window(m, t)
-    raw = read_window(dss[m], w, size)
+    w, size = self.plan.window(m, t), self.plan.patch_size(m)
+    msk = read_window(dss[m + ':clouds'], w, size, resampling=Resampling.nearest) if s.filter_clouds else None
+    return self.series_from_raw(m, read_window(dss[m], w, size), msk)
+
+@patch
+def series_from_raw(self: ZoneReader, m: str, # time-series modality
+                    raw: np.ndarray, # (T*bands, P, P) one tile's bands as read
+                    msk: np.ndarray|None, # (2*T, P, P) its cloud/snow mask, or None without cloud filtering
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    "A tile's series and day offsets from its raw bands: channels, cloud filter, averaging (shared by every reader)"
+    s, dates = self.specs[m], self.dates[m]
+    T, size = len(dates), self.plan.patch_size(m)
     x = reshape_series(raw, raw.shape[0] // T, s.channels, T, name=s.path, dates_source=s.dates_txt)
-    if s.filter_clouds:
-        msk = read_window(dss[m + ':clouds'], w, size, resampling=Resampling.nearest)
+    if msk is not None:
         if msk.shape[0] != 2 * T:
             raise DateMismatchError(f"{m}: cloud mask {s.clouds_path} has {msk.shape[0]} bands; expected 2 per date = {2*T}")
         keep = filter_dates(msk.reshape(T, 2, size, size), s.max_cloud, s.max_snow, s.max_frac_cover)
