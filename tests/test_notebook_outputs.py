@@ -26,3 +26,13 @@ def test_module_notebook_shows_its_results(nb):
 def test_stored_outputs_match_a_fresh_run(nb):
     diffs = nb_outputs.check(nb)
     assert not diffs, '\n'.join(diffs) + f"\n(refresh with `python tools/nb_outputs.py refresh {nb.relative_to(ROOT)}`)"
+
+
+ALL_NBS = sorted(p for p in (ROOT/'nbs').rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(ROOT/'nbs').parts))
+
+
+@pytest.mark.parametrize('nb', ALL_NBS, ids=lambda p: p.relative_to(ROOT/'nbs').with_suffix('').as_posix())
+def test_stored_outputs_show_no_machine_path(nb):
+    "What GitHub and the docs show carries no path of the machine that ran the notebook (checkout, temp folder, home)"
+    bad = nb_outputs.machine_paths(nb)
+    assert not bad, '\n'.join(bad) + f"\n(refresh with `python tools/nb_outputs.py refresh {nb.relative_to(ROOT)}`)"

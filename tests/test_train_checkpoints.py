@@ -37,23 +37,50 @@ def test_last_ckpt_is_the_last_epoch_when_the_best_came_first(toy, tmp_path):
     assert s['epochs_completed'] == 3
     assert not [p for p in ck.iterdir() if '.tmp' in p.name]
 
+def _full_disk_run(disk: Path, wrap: list[str] | None = None, fsize: int | None = None) -> subprocess.CompletedProcess:
+    "tests/full_disk_script.py on `disk`, inside `wrap` (e.g. a user+mount namespace) or under RLIMIT_FSIZE"
+    import resource
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    cmd = [sys.executable, str(Path(__file__).with_name('full_disk_script.py')), str(disk)]
+    return subprocess.run((wrap or []) + cmd, capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit if fsize else None)
+
+def _full_disk_result(r: subprocess.CompletedProcess) -> dict:
+    line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')]
+    assert r.returncode == 0 and line, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
+    return json.loads(line[-1][7:])
+
 def test_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path):
-    disk = tmp_path/'disk'; disk.mkdir()
-    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)], capture_output=True, check=False).returncode:
-        pytest.fail('cannot mount a 2 MiB tmpfs (the test needs root)')
+    """A write that the filesystem refuses: the error names the file, nothing partial is left, the previous file is whole.
+    The disk is a real 2 MiB tmpfs (mounted directly as root, else in a user + mount namespace); where neither is
+    allowed (a container without CAP_SYS_ADMIN), the kernel's per-process file-size limit refuses the write (EFBIG)."""
+    disk = tmp_path/'disk'
+    disk.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)], capture_output=True).returncode == 0
     try:
-        cio = AtomicCheckpointIO()
-        cio.save_checkpoint({'epoch': 1, 'w': torch.zeros(1000)}, disk/'last.ckpt')
-        with pytest.raises(OSError, match=r'last\.ckpt not written \(No space left on device\)') as e:
-            cio.save_checkpoint({'epoch': 2, 'w': torch.zeros(1_000_000)}, disk/'last.ckpt')
-        assert e.value.errno == 28
-        assert sorted(p.name for p in disk.iterdir()) == ['last.ckpt']   # no temporary left behind
-        assert cio.load_checkpoint(disk/'last.ckpt')['epoch'] == 1      # the previous file is whole
-        with pytest.raises(OSError, match=r'new\.ckpt not written'):
-            cio.save_checkpoint({'w': torch.zeros(1_000_000)}, disk/'new.ckpt')
-        assert not (disk/'new.ckpt').exists()
+        if mounted: r, errno_, why = _full_disk_run(disk), 28, 'No space left on device'
+        else:
+            wrap = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
+                    f'mount -t tmpfs -o size=2m tmpfs "{disk}" && exec "$0" "$@"']
+            r, errno_, why = _full_disk_run(disk, wrap), 28, 'No space left on device'
+            if r.returncode and 'RESULT' not in r.stdout:  # no namespaces either: the file-size limit
+                r, errno_, why = _full_disk_run(disk, fsize=1 << 20), 27, 'File too large'
+        res = _full_disk_result(r)
     finally:
-        subprocess.run(['umount', str(disk)], check=False)
+        if mounted: subprocess.run(['umount', str(disk)], check=False)
+    for name in ('last.ckpt', 'new.ckpt'):
+        assert res[name] and res[name][0] == errno_, res
+        assert f'{name} not written ({why})' in res[name][1] and 'no partial file' in res[name][1], res
+    assert res['files'] == ['last.ckpt'], res   # no temporary left behind, no new.ckpt
+    assert res['last_epoch'] == 1, res          # the previous file is whole
+
+def test_file_size_limit_is_refused_like_a_full_disk(tmp_path):
+    "The unprivileged route of the test above, run everywhere: RLIMIT_FSIZE makes the kernel refuse the write (EFBIG)"
+    res = _full_disk_result(_full_disk_run(tmp_path, fsize=1 << 20))
+    assert res['last.ckpt'][0] == 27 and 'last.ckpt not written (File too large)' in res['last.ckpt'][1], res
+    assert res['files'] == ['last.ckpt'] and res['last_epoch'] == 1, res
 
 class Evil:
     def __reduce__(self): return (Path.touch, (Path(os.environ['EVIL_MARK']),))

@@ -139,6 +139,7 @@ def test_previous_output_kept_until_the_new_one_is_complete(zone):
     assert final.read_bytes() == before
 
 
+@pytest.mark.timeout(300)  # an engine that cannot start its workers fails here, named, instead of hanging
 def test_submitit_local_executor_matches_single_process(zone, tmp_path):
     import sys, cloudpickle
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the jobs' processes cannot import this test file
@@ -172,6 +173,7 @@ def test_sbatch_script():
     assert lines[-1] == "flairhub_zonal --config '/data/zone a.yaml'"
 
 
+@pytest.mark.timeout(300)  # an engine that cannot start its workers fails here, named, instead of hanging
 def test_ray_local_cluster_matches_single_process(zone, tmp_path):
     """A local Ray cluster (2 CPUs, no GPU) runs the shares as Ray tasks; the mosaic is the single-process one."""
     import sys
@@ -181,7 +183,7 @@ def test_ray_local_cluster_matches_single_process(zone, tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this test file
     d, plan, _ = zone
     job = _job(zone, 'ray', 36)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024**2)
     try: n = run_ray(job, job.todo(), 2, gpus=0)
     finally: ray.shutdown()
     assert n == sum(len(plan.cell_tiles_to_run(c)) for c in job.cells) and job.todo() == []

@@ -11,16 +11,17 @@ What it does (and why):
    each notebook is processed in its own worker; one that nbdev cannot process (nbdev executes every cell holding an
    import while processing, so a test cell mixing imports with names from other cells fails) is rendered from its
    source with a note, and listed in `build_report.json`.
-2. Executes notebooks to get their figures and tables. Notebooks are committed without outputs (`nbdev-clean`), so
-   the source notebook is run with nbclient, in `nbs/`, *without the cells flagged `slow`/`gpu`/`notest`* (exactly the
-   cells `nbdev-test` runs by default, so they are expected to finish in well under ~90 s each), with a per-cell
-   timeout. Their outputs are copied onto the matching cells of the processed notebook. `--execute GLOB` limits which
-   notebooks are run (default: all); `--no-execute` runs none. A notebook that fails or times out is rendered
-   without outputs, with a note at the top of its page saying so; the whole site is still written (so the failure
-   can be read in its page), but the build then **exits non-zero** naming the failed pages (`--keep-going` exits 0).
+2. Shows the outputs stored in the notebooks, as quarto does (nbdev-docs renders stored outputs and does not execute):
+   the notebooks are committed with their results (`tests/test_notebook_outputs.py` keeps them equal to a fresh run).
+   Only notebooks that display widgets are executed by default, because nbdev-clean drops the widget state the page
+   needs to render them; `--execute GLOB` picks the notebooks to run instead (`--execute '*'`: all), `--no-execute`
+   runs none. An executed notebook is run with nbclient, in `nbs/`, *without the cells flagged `slow`/`gpu`/`notest`*
+   (exactly the cells `nbdev-test` runs by default), with a per-cell timeout, and its fresh outputs replace the stored
+   ones on the matching cells. A notebook that fails or times out is rendered without outputs, with a note at the
+   top of its page saying so; the whole site is still written (so the failure can be read in its page), but the
+   build then **exits non-zero** naming the failed pages (`--keep-going` exits 0).
    Notes and outputs carry no ANSI colour codes and no path of the building machine (the project root, the
-   Python prefix and the home folder are replaced by relative or neutral names). Notebooks not executed still show
-   prose and API docs.
+   Python prefix and the home folder are replaced by relative or neutral names).
 3. Renders every processed notebook to HTML with nbconvert's `HTMLExporter` (lab template, figures inlined as
    PNG data), quarto cell options honoured (`echo: false`, `output: false`, `include: false`), quarto-only link
    attributes removed, links to the published site made relative, and a sidebar linking every page. `index.ipynb`
@@ -397,6 +398,13 @@ def sidebar_order(nbs: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
+def shows_widgets(nb_path: Path) -> bool:
+    "Whether a notebook's stored outputs display ipywidgets (their state is not stored, so the page must run it)"
+    nb = nbformat.read(nb_path, as_version=4)
+    return any('application/vnd.jupyter.widget-view+json' in o.get('data', {})
+               for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', []))
+
+
 def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execute_globs, timeout: int, workers: int,
                 root: Path) -> dict:
     from nbconvert import HTMLExporter
@@ -405,7 +413,8 @@ def render_site(proc: Path, proc_failed: dict, out: Path, nbs: Path, cfg, execut
     skip_flags = list(cfg.get('tst_flags', '') or []) if not isinstance(cfg.get('tst_flags'), str) else cfg.tst_flags.split()
     srcs = source_notebooks(nbs)
     rel = {p: p.relative_to(nbs) for p in srcs}
-    todo = [p for p in srcs if execute_globs and any(fnmatch.fnmatch(rel[p].name, g) for g in execute_globs)]
+    if execute_globs is None: todo = [p for p in srcs if shows_widgets(p)]  # default: stored outputs, widget pages run
+    else: todo = [p for p in srcs if any(fnmatch.fnmatch(rel[p].name, g) for g in execute_globs)]
     log(f"{len(srcs)} notebooks; executing {len(todo)} (per-cell timeout {timeout} s, {workers} at a time)")
     with ThreadPoolExecutor(max(1, workers)) as ex:
         results = dict(zip(todo, ex.map(lambda p: execute(p, skip_flags, timeout), todo)))
@@ -506,7 +515,8 @@ def main(argv=None) -> int:
     p.add_argument('--root', type=Path, default=ROOT, help='project root (holding pyproject.toml and nbs/)')
     p.add_argument('--out', type=Path, default=None, help='site folder (default: <root>/_docs)')
     p.add_argument('--execute', action='append', default=None, metavar='GLOB',
-                   help='only execute notebooks whose name matches (repeatable; default: all)')
+                   help="execute the notebooks whose name matches (repeatable; '*': all); default: only the notebooks "
+                        "that display widgets, the others show their stored outputs")
     p.add_argument('--no-execute', action='store_true', help='execute no notebook (prose and API docs only)')
     p.add_argument('--timeout', type=int, default=300, help='per-cell execution timeout in seconds')
     p.add_argument('--workers', type=int, default=2, help='notebooks executed at a time')
@@ -528,7 +538,7 @@ def main(argv=None) -> int:
         log(f"wrote {render_readme(root, proc, cfg, a.timeout)}"); return 0
     proc, proc_failed = process_notebooks(root, n_workers=a.workers)
     out = (a.out or root/'_docs').resolve()
-    globs = [] if a.no_execute else (a.execute or ['*'])
+    globs = [] if a.no_execute else a.execute  # None: the default choice (widget pages)
     rep = render_site(proc, proc_failed, out, Path(cfg.nbs_path), cfg, globs, a.timeout, a.workers, root)
     ok = sum(v['executed'] for v in rep.values())
     log(f"site in {out} ({len(rep)} pages, {ok} executed) in {time.perf_counter() - t0:.0f} s; open {out/'index.html'}")

@@ -37,11 +37,28 @@ def _hidden(src: str) -> bool:
     return bool(re.search(r'^#\|\s*hide\s*$', src, re.M)) or bool(re.search(r'^#\|\s*export', src, re.M))
 
 
+_TMPDIR = re.compile(r'(/private)?/(tmp|var/folders)/[^\s\'",)\]/]*')
+
+
+def scrub(text: str) -> str:
+    "No machine path in a stored output: the checkout's prefix dropped (paths relative to the repository), a temporary folder shown as `…`"
+    return _TMPDIR.sub('…', text.replace(str(ROOT) + '/', '').replace(str(ROOT), '.'))
+
+
+def _scrub_output(o: dict) -> dict:
+    "A stored output with `scrub` applied to its text (stream text and text/* data; pictures untouched)"
+    if 'text' in o: o['text'] = scrub(''.join(o['text']) if isinstance(o['text'], list) else o['text'])
+    data = o.get('data') or {}
+    for mime, v in list(data.items()):
+        if mime.startswith('text/'): data[mime] = scrub(''.join(v) if isinstance(v, list) else v)
+    return o
+
+
 def _keep(cell_src: str, outputs: list) -> list:
     if _hidden(cell_src): return []
     out = []
     for o in outputs:
-        o = dict(o)
+        o = _scrub_output(dict(o))
         if o.get('output_type') == 'stream' and o.get('name') != 'stdout': continue
         if o.get('output_type') == 'error': continue
         if 'execution_count' in o: o['execution_count'] = None
@@ -51,6 +68,21 @@ def _keep(cell_src: str, outputs: list) -> list:
 
 def _plain(o) -> dict:
     return json.loads(json.dumps(o, default=lambda x: dict(x) if hasattr(x, 'keys') else list(x)))
+
+
+def machine_paths(fn: Path) -> list[str]:
+    "Stored text outputs of `fn` that still show a path of the machine that ran it (checkout, temp folder, home)"
+    nb = json.loads(Path(fn).read_text())
+    pats = [str(ROOT), str(Path.home()) + '/', '/tmp/', '/var/folders/']
+    bad = []
+    for c in nb['cells']:
+        for o in c.get('outputs', []) if c['cell_type'] == 'code' else []:
+            texts = [o.get('text', '')] + [v for m, v in (o.get('data') or {}).items() if m.startswith('text/')]
+            for t in texts:
+                t = ''.join(t) if isinstance(t, list) else t
+                hit = next((p for p in pats if p in t), None)
+                if hit: bad.append(f"{Path(fn).name} cell {c.get('id')}: {t[max(0, t.index(hit) - 40):t.index(hit) + 60]!r}")
+    return bad
 
 
 def refresh(fn: Path) -> int:
@@ -75,7 +107,7 @@ _TMP = re.compile(r'(/private)?/(tmp|var/folders)/[^\s\'",)\]]*')
 
 def normalise(text: str) -> str:
     "Text output with memory addresses, temporary paths and the checkout's path replaced by placeholders"
-    text = text.replace(str(ROOT), '<repo>')
+    text = scrub(text)
     text = re.sub(r'(<[^<>]*?) at 0x[0-9a-fA-F]+(>)', r'\1\2', text)  # as nbdev-clean leaves reprs in the stored outputs
     return _TMP.sub('<tmp>', _ADDR.sub('0x…', text))
 
