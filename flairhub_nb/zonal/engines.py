@@ -88,6 +88,7 @@ def run_ray(job: UnitJob, # the zone's job
             workers: int, # Ray tasks (shares)
             gpus: float=1, # GPUs per task (0 on a CPU-only cluster)
             address: str|None=None, # an existing cluster ('auto'); a local one is started when None
+            timeout: float|None=None, # seconds to wait for all shares (None: no limit); then TimeoutError
            ) -> int:
     "Run the shares as Ray tasks (one GPU each) and wait for them"
     import ray
@@ -95,6 +96,11 @@ def run_ray(job: UnitJob, # the zone's job
     if started: ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         task = ray.remote(num_gpus=gpus)(run_cells)
-        return sum(ray.get([task.remote(job, p) for p in shares(ids, workers)]))
+        refs = [task.remote(job, p) for p in shares(ids, workers)]
+        try: return sum(ray.get(refs, timeout=timeout))
+        except ray.exceptions.GetTimeoutError as e:
+            for r in refs: ray.cancel(r, force=True)
+            raise TimeoutError(f"Ray: the {len(refs)} share(s) of {len(ids)} cell(s) did not finish in {timeout} s "
+                               "(workers not starting, or no free GPU/CPU for a task?); finished cells are kept") from e
     finally:
         if started: ray.shutdown()
