@@ -115,11 +115,11 @@ def summary_lines(res: dict, # `run_demo`'s result
     out = ["wall time per step: " + ', '.join(f"{k} {v:.1f} s" for k, v in sec.items()) + f" (total {sum(sec.values()):.1f} s)"]
     for task, m in res['metrics'].items():
         avg, t = dict(zip(m['Avg_metrics_name'], m['Avg_metrics'])), res['test'][task]
-        out += [f"{task} test split ({res['n_test']} toy patches of {res['patch_px']} px, the run's metrics.json): "
-                f"mIoU {avg['mIoU']:.2f} %, overall accuracy {avg['Overall Accuracy']:.2f} %", _over(t)]
+        out += [(f"{task} test split ({res['n_test']} toy patches of {res['patch_px']} px, the run's metrics.json): "
+                 f"mIoU {avg['mIoU']:.2f} %, overall accuracy {avg['Overall Accuracy']:.2f} %"), _over(t)]
     for task, z in res['zone_scores'].items():
-        out += [f"{task} zonal map vs the toy zone's label ({res['zone_size_m']:g} m side): mIoU {z['miou']:.2f} %, "
-                f"overall accuracy {z['oa']:.2f} %", _over(z), f"zonal prediction beside the label: {res['pictures'][task]}"]
+        out += [(f"{task} zonal map vs the toy zone's label ({res['zone_size_m']:g} m side): mIoU {z['miou']:.2f} %, "
+                 f"overall accuracy {z['oa']:.2f} %"), _over(z), f"zonal prediction beside the label: {res['pictures'][task]}"]
     out += [f"executed training notebook: {res['executed_notebook']}", f"training run (checkpoints, predictions, metrics): {res['run_dir']}",
             f"exported weights: {res['weights']}"] + [f"zonal prediction {t}: {p}" for t, p in res['zonal_outputs'].items()]
     return out
