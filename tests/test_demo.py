@@ -1,4 +1,5 @@
-"""`flairhub_nb.demo.run_demo` end to end on a tiny setting (4/2/2 toy patches, 1 epoch, a 102.4 m zone): the summary's
+"""`flairhub_nb.demo.run_demo` end to end on a tiny setting (4/2/2 toy patches, 1 epoch, a 409.6 m zone of 256 px,
+the demo's zonal tile size: a zone smaller than a tile is mostly padding and came out as one class): the summary's
 lines, the zonal picture, and the zonal scores printed against an independent computation from the written class map
 (COG) and the toy zone's label raster."""
 import contextlib, io, re
@@ -15,7 +16,7 @@ NUM = r'(\d+\.\d+)'
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp('demo')
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf): res = run_demo(out, epochs=1, n_train=4, n_val=2, n_test=2, zone_size_m=102.4)
+    with contextlib.redirect_stdout(buf): res = run_demo(out, epochs=1, n_train=4, n_val=2, n_test=2, zone_size_m=409.6)
     return out, res, buf.getvalue().splitlines()
 
 
@@ -68,7 +69,7 @@ def test_zonal_scores_match_an_independent_computation(demo):
     scored = model_spec(resolve_config(res['run_dir']/'used_csv_and_config'/'config.yaml')).tasks[TASK].scored
     assert scored == list(range(15))  # COSIA: the 15 classes with a non-zero weight (reference metrics)
     oa, miou, n_on, n = _independent_scores(pred, label, scored)
-    line = _line(lines, f"{TASK} zonal map vs the toy zone's label (102.4 m side)")
+    line = _line(lines, f"{TASK} zonal map vs the toy zone's label (409.6 m side)")
     assert line.endswith(f"mIoU {miou:.2f} %, overall accuracy {oa:.2f} %"), line
     assert lines[lines.index(line) + 1].startswith(f"  over {n_on:,} of {n:,} px"), lines[lines.index(line) + 1]
 
@@ -92,3 +93,4 @@ def test_zonal_picture_is_deterministic(demo, tmp_path):
     args = (zone/'TOY_ZONE_AERIAL_RGBI.tif', zone/f'TOY_ZONE_{TASK}.tif', res['zonal_outputs'][TASK], TASK)
     again = zonal_picture(*args, tmp_path/'again.png')
     assert again.read_bytes() == res['pictures'][TASK].read_bytes()
+
