@@ -93,7 +93,7 @@ def zonal_picture(aerial: Path|None, # the zone's aerial raster (bands 1-3 shown
     dest = Path(dest)
     tmp = dest.with_name(dest.name + '.part')
     buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=80, facecolor='white')
+    fig.savefig(buf, format='png', dpi=80, facecolor='white', bbox_inches='tight')  # tight: the legend's longest names too
     plt.close(fig)
     rgb = Image.open(buf).convert('RGB')  # a palette keeps the picture small: few colours besides the aerial image
     rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(tmp, format='PNG', optimize=True)
