@@ -39,7 +39,7 @@ chromium:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	    else echo "error: chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
 
-## demo: toy data -> papermill training -> zonal inference on the toy zone -> metrics and output paths
+## demo: toy data -> papermill training -> zonal inference on the toy zone -> test and zonal scores, a picture, time per step, output paths
 demo: install
 	$(BIN)/python -c "import sys; from flairhub_nb.demo import main; sys.exit(main(['--out', '$(DEMO_OUT)']))"
 

@@ -8,9 +8,10 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/demo.html.md"""
 from __future__ import annotations
 import argparse, json, os, sys, time
 from pathlib import Path
+import numpy as np
 
 # %% auto #0
-__all__ = ['train_notebook', 'best_checkpoint', 'export_weights', 'run_demo', 'main']
+__all__ = ['train_notebook', 'best_checkpoint', 'export_weights', 'zonal_picture', 'summary_lines', 'run_demo', 'main']
 
 # %% ../nbs/70_demo.ipynb #2aedbecb
 def train_notebook() -> Path:
@@ -49,9 +50,97 @@ def export_weights(ckpt: Path, # Lightning checkpoint (read with weights_only=Tr
     os.replace(tmp, dest)
     return dest
 
+# %% ../nbs/70_demo.ipynb #776d273f
+def _train(out: Path, # demo output folder
+           modalities: tuple, epochs: int, seed: int, # the training notebook's parameters
+           **toy, # the toy set's `n_train`, `n_val`, `n_test`, `patch_size`
+          ) -> Path:
+    "Train through nbs/train.ipynb with papermill (executed copy in `out`); returns the run folder"
+    import papermill as pm
+    nb = train_notebook()
+    pm.execute_notebook(str(nb), str(out/'train_executed.ipynb'), cwd=str(nb.parent), progress_bar=False, stdout_file=sys.stdout,
+                        parameters=dict(modalities=list(modalities), epochs=epochs, out_dir=str(out), seed=seed,
+                                        out_model_name='demo', **{f'toy_{k}': v for k, v in toy.items()}))
+    return out/'runs'/'demo'
+
+def _predict(out: Path, # demo output folder (holds `toy/toy_stats.json`)
+             run: Path, weights: Path, zone, modalities: tuple, # the run folder, its exported weights, the `ToyZone`
+            ) -> dict:
+    "Zonal inference of the demo model over the toy zone; returns {task: class map}"
+    import yaml
+    from flairhub_nb.zonal.cli import predict_zone
+    stats = json.loads((out/'toy'/'toy_stats.json').read_text())
+    arch = yaml.safe_load((run/'used_csv_and_config'/'config.yaml').read_text())['models']['monotemp_model']['arch']
+    zcfg = zone.zonal_config(weights, out/'zonal', modalities=modalities, stats=stats, monotemp_arch=arch,
+                             img_pixels_detection=256, margin=32, batch_size=4)
+    return predict_zone(zcfg, progress=False)
+
+# %% ../nbs/70_demo.ipynb #e791c8ef
+def zonal_picture(aerial: Path|None, # the zone's aerial raster (bands 1-3 shown); None: no image panel
+                  label: Path, # the zone's label raster
+                  pred: Path, # the zonal class map, on the label's grid
+                  task: str, # task key, for the colours and legend
+                  dest: Path, # PNG to write
+                  max_px: int=512, # longest side drawn
+                 ) -> Path:
+    "Aerial image, label, zonal prediction and errors side by side, as a 256-colour PNG (temp name, then rename)"
+    import io, matplotlib.pyplot as plt
+    from PIL import Image
+    from flairhub_nb.viz.plots import plot_prediction, read_decimated, stretch
+    lab, prd = (read_decimated(p, max_px, [1])[0][0] for p in (label, pred))
+    img = stretch(read_decimated(aerial, max_px, [1, 2, 3])[0]) if aerial else None
+    fig = plot_prediction(lab, prd, task, image=img, size=2.6)
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + '.part')
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=80, facecolor='white', bbox_inches='tight')  # tight: the legend's longest names too
+    plt.close(fig)
+    rgb = Image.open(buf).convert('RGB')  # a palette keeps the picture small: few colours besides the aerial image
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(tmp, format='PNG', optimize=True)
+    os.replace(tmp, dest)
+    return dest
+
+# %% ../nbs/70_demo.ipynb #4fbc2734
+def _over(s: dict) -> str:
+    "What a `confmat_score` is over, in words"
+    K, n = len(s['confmat']), len(s['classes'])
+    return (f"  over {s['scored_pixels']:,} of {s['pixels']:,} px (label and prediction both among the {n} of {K} classes "
+            f"with a non-zero weight); mIoU = mean IoU of those {n} classes, {len(s['present'])} present in the labels, "
+            "the absent ones counting 0")
+
+def summary_lines(res: dict, # `run_demo`'s result
+                 ) -> list[str]:
+    "The demo's summary: wall time per step, test and zonal scores and what they are over, output paths"
+    sec = res['seconds']
+    out = ["wall time per step: " + ', '.join(f"{k} {v:.1f} s" for k, v in sec.items()) + f" (total {sum(sec.values()):.1f} s)"]
+    for task, m in res['metrics'].items():
+        avg, t = dict(zip(m['Avg_metrics_name'], m['Avg_metrics'])), res['test'][task]
+        out += [(f"{task} test split ({res['n_test']} toy patches of {res['patch_px']} px, the run's metrics.json): "
+                 f"mIoU {avg['mIoU']:.2f} %, overall accuracy {avg['Overall Accuracy']:.2f} %"), _over(t)]
+    for task, z in res['zone_scores'].items():
+        out += [(f"{task} zonal map vs the toy zone's label ({res['zone_size_m']:g} m side): mIoU {z['miou']:.2f} %, "
+                 f"overall accuracy {z['oa']:.2f} %"), _over(z), f"zonal prediction beside the label: {res['pictures'][task]}"]
+    out += [f"executed training notebook: {res['executed_notebook']}", f"training run (checkpoints, predictions, metrics): {res['run_dir']}",
+            f"exported weights: {res['weights']}"] + [f"zonal prediction {t}: {p}" for t, p in res['zonal_outputs'].items()]
+    return out
+
 # %% ../nbs/70_demo.ipynb #88aaebdb
 def _step(msg: str): print(f"\n=== {msg}", flush=True)
 
+def _score(out: Path, run: Path, zone, zonal_out: dict, # demo folder, run folder, `ToyZone`, {task: class map}
+          ) -> dict:
+    "The run's test metrics, and each zonal map scored against the zone's label and drawn beside it"
+    from flairhub_nb.config import model_spec, resolve_config
+    from flairhub_nb.zonal.score import confmat_score, score_zone
+    tasks = model_spec(resolve_config(run/'used_csv_and_config'/'config.yaml')).tasks
+    mdir = run/'results_demo'/'metrics_demo'
+    metrics = {p.parent.name: json.loads(p.read_text()) for p in sorted(mdir.glob('*/metrics.json'))}
+    test = {t: confmat_score(np.load(mdir/t/'confmat_predict.npy'), tasks[t]) for t in metrics}
+    zs = {t: score_zone(p, zone.files[t], tasks[t]) for t, p in zonal_out.items() if t in zone.files}
+    pics = {t: zonal_picture(zone.files.get('AERIAL_RGBI'), zone.files[t], zonal_out[t], t, out/f'zonal_prediction_{t}.png') for t in zs}
+    return dict(metrics=metrics, test=test, zone_scores=zs, pictures=pics)
+
+# %% ../nbs/70_demo.ipynb #d5315a9f
 def run_demo(out: str|Path='demo_out', # output folder (created)
              modalities: tuple=('AERIAL_RGBI', 'SENTINEL2_TS'), # inputs of the model
              epochs: int=20, # training epochs
@@ -60,45 +149,32 @@ def run_demo(out: str|Path='demo_out', # output folder (created)
              zone_size_m: float=1024.0, # side of the toy zone
              seed: int=2025, # training seed
             ) -> dict:
-    "Generate toy data, train through nbs/train.ipynb with papermill, predict a toy zone; returns the outputs"
-    import papermill as pm
+    "Generate toy data, train through nbs/train.ipynb with papermill, predict and score a toy zone; returns the outputs"
     from flairhub_nb.toy.zone import make_toy_zone
-    from flairhub_nb.zonal.cli import predict_zone
-    out = Path(out).resolve()
+    out, sec, t0 = Path(out).resolve(), {}, [time.perf_counter()]
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    _step(f"1/3 training {'+'.join(modalities)} for {epochs} epochs on a toy set through nbs/train.ipynb (papermill)")
-    executed = out/'train_executed.ipynb'
-    pm.execute_notebook(str(train_notebook()), str(executed), cwd=str(train_notebook().parent), progress_bar=False, stdout_file=sys.stdout,
-                        parameters=dict(modalities=list(modalities), epochs=epochs, out_dir=str(out), seed=seed,
-                                        toy_n_train=n_train, toy_n_val=n_val, toy_n_test=n_test, toy_patch_size=patch_px,
-                                        out_model_name='demo'))
-    run = out/'runs'/'demo'
-    metrics = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob('results_demo/metrics_demo/*/metrics.json'))}
+    def lap(name: str): sec[name], t0[0] = time.perf_counter() - t0[0], time.perf_counter()
+    _step(f"1/4 training {'+'.join(modalities)} for {epochs} epochs on a toy set through nbs/train.ipynb (papermill)")
+    run = _train(out, modalities, epochs, seed, n_train=n_train, n_val=n_val, n_test=n_test, patch_size=patch_px)
     weights = export_weights(best_checkpoint(run), out/'demo_model.safetensors')
-    _step(f"2/3 writing a {zone_size_m:g} m toy zone at {102.4 / patch_px:g} m pixels")
+    lap('training')
+    _step(f"2/4 writing a {zone_size_m:g} m toy zone at {102.4 / patch_px:g} m pixels")
     zone = make_toy_zone(out/'zone', size_m=zone_size_m, aerial_gsd=102.4 / patch_px, modalities=modalities, progress=False)
-    _step("3/3 zonal inference over the toy zone")
-    stats = json.loads((out/'toy'/'toy_stats.json').read_text())
-    arch = json.loads(json.dumps(__import__('yaml').safe_load((run/'used_csv_and_config'/'config.yaml').read_text())))['models']['monotemp_model']['arch']
-    zcfg = zone.zonal_config(weights, out/'zonal', modalities=modalities, stats=stats, monotemp_arch=arch,
-                             img_pixels_detection=256, margin=32, batch_size=4)
-    zonal_out = predict_zone(zcfg, progress=False)
-    res = dict(metrics=metrics, executed_notebook=executed, run_dir=run, weights=weights, zone=zone.root, zonal_outputs=zonal_out,
-               seconds=time.time() - t0)
-    _report(res)
-    return res
+    lap('toy zone')
+    _step("3/4 zonal inference over the toy zone")
+    zonal_out = _predict(out, run, weights, zone, modalities)
+    lap('zonal inference')
+    _step("4/4 scoring the zonal map against the toy zone's label, picture")
+    res = dict(_score(out, run, zone, zonal_out), executed_notebook=out/'train_executed.ipynb', run_dir=run, weights=weights,
+               zone=zone.root, zone_size_m=zone.grid.size_m, zonal_outputs=zonal_out, n_test=n_test, patch_px=patch_px)
+    lap('scoring and picture')
+    _report(dict(res, seconds=sec))
+    return dict(res, seconds=sec)
 
 # %% ../nbs/70_demo.ipynb #59d665b9
 def _report(res: dict):
-    _step(f"done in {res['seconds']:.0f} s")
-    for task, m in res['metrics'].items():
-        avg = dict(zip(m['Avg_metrics_name'], m['Avg_metrics']))
-        print(f"{task}: test mIoU {avg['mIoU']:.2f} %, overall accuracy {avg['Overall Accuracy']:.2f} %")
-    print(f"executed training notebook: {res['executed_notebook']}")
-    print(f"training run (checkpoints, predictions, metrics): {res['run_dir']}")
-    print(f"exported weights: {res['weights']}")
-    for task, p in res['zonal_outputs'].items(): print(f"zonal prediction {task}: {p}")
+    _step(f"done in {sum(res['seconds'].values()):.0f} s")
+    for line in summary_lines(res): print(line)
 
 def main(argv: list|None=None) -> int:
     "`python -m flairhub_nb.demo`: the `make demo` job"

@@ -2,6 +2,8 @@
 """Notebook style checks and one mechanical fix.
 
 Usage: python tools/nb_style.py report nbs/*.ipynb      exported cells over 40 non-blank lines, `;` chains, hidden test share
+       (`chained_lines`: lines `split-chains` can split; `semicolon_lines`: every line with a `;` between statements,
+       also after a one-line `if x:` / `for ...:` / `def f():`, which need a hand edit)
        python tools/nb_style.py split-chains nbs/X.ipynb  put `a; b` statements on their own lines (simple statements only)
 """
 from __future__ import annotations
@@ -40,6 +42,14 @@ def split_chains(src: str) -> str:
 def _cells(fn: Path): return json.loads(fn.read_text())['cells']
 
 
+def semicolons(src: str) -> list[int]:
+    "1-based lines of a code cell holding a statement-separating `;` (also after `if x:`/`def f():` on one line)"
+    code = '\n'.join('' if l.lstrip().startswith(('%', '!')) else l for l in src.split('\n'))
+    try: toks = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError): return []
+    return sorted({t.start[0] for t in toks if t.type == tokenize.OP and t.string == ';'})
+
+
 def report(fn: Path) -> dict:
     cells = [c for c in _cells(fn) if c['cell_type'] == 'code']
     src = [''.join(c['source']) for c in cells]
@@ -49,7 +59,8 @@ def report(fn: Path) -> dict:
     hidden = [s for s in tests if re.search(r'^#\|\s*hide', s, re.M)]
     chains = sum(1 for s in src for l in s.splitlines() if split_chains(l) != l)
     return dict(exported=len(exp), over40=sum(n > 40 for n in sizes), mean=round(sum(sizes) / max(1, len(sizes)), 1),
-                tests=len(tests), hidden_tests=len(hidden), chained_lines=chains)
+                tests=len(tests), hidden_tests=len(hidden), chained_lines=chains,
+                semicolon_lines=sum(len(semicolons(s)) for s in src))
 
 
 if __name__ == '__main__':

@@ -147,7 +147,8 @@ class PatchExplorer:
         self.footprints, self.color_by = footprints.reset_index(drop=True), color_by
         self.predictions = dict(predictions or {})
         self.colours = _colours(self.footprints[color_by], SPLIT_COLOURS if color_by == 'split' else None)
-        self._cache: dict[str, dict] = {}; self._dates: dict[str, Any] = {}
+        self._cache: dict[str, dict] = {}
+        self._dates: dict[str, Any] = {}
         self.patch_id = None
         self.layer = None
         self.date_index = 0

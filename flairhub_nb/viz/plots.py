@@ -168,7 +168,9 @@ def plot_sample(sample: Mapping, # sample dict: modality / task keys -> arrays o
             ax.set_title(_title(k, sample, t), fontsize=9)
             ax.set_axis_off()
         for ax, k in zip(axs[len(mods):], tasks): plot_label(sample[k], k, ax=ax)
-    except Exception: plt.close(fig); raise  # no half-drawn figure left behind
+    except Exception:
+        plt.close(fig)  # no half-drawn figure left behind
+        raise
     for ax in axs[n:]: ax.set_visible(False)
     if 'patch_id' in sample: fig.suptitle(str(sample['patch_id']))
     fig.tight_layout()
@@ -217,7 +219,10 @@ def plot_prediction(label, # (H,W) ground-truth class map (or None)
     if label is not None: panels.append('errors')
     fig, axs = plt.subplots(1, len(panels), figsize=(size*len(panels) + 2.5, size), squeeze=False)
     axs = list(axs[0])
-    if image is not None: axs[0].imshow(image, cmap='gray' if np.ndim(image) == 2 else None); axs[0].set_title('image', fontsize=9); axs[0].set_axis_off()
+    if image is not None:
+        axs[0].imshow(image, cmap='gray' if np.ndim(image) == 2 else None)
+        axs[0].set_title('image', fontsize=9)
+        axs[0].set_axis_off()
     i = int(image is not None)
     if label is not None: plot_label(label, task, ax=axs[i], legend=False, title='ground truth')
     classes = np.unique(np.concatenate([np.unique(p)] + ([np.unique(as_numpy(label))] if label is not None else []))).astype(int)
