@@ -353,7 +353,9 @@ def _check_channels(cfg, P):
     for m, ch in (_get(cfg, 'modalities.inputs_channels', {}) or {}).items():
         if m not in BAND_COUNTS: continue
         path = f'modalities.inputs_channels.{m}'
-        if not isinstance(ch, list) or not ch: P.append((path, f"expected a non-empty list of 1-based band indices, got {short(ch)}")); continue
+        if not isinstance(ch, list) or not ch:
+            P.append((path, f"expected a non-empty list of 1-based band indices, got {short(ch)}"))
+            continue
         for i, c in enumerate(ch):
             if not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= BAND_COUNTS[m]:
                 P.append((f'{path}[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
@@ -369,7 +371,9 @@ def _check_norm(cfg, P):
         if m in TS_MODALITIES: continue  # time series are fed raw, as in the reference
         for s in ('means', 'stds'):
             v, path = norm.get(f'{m}_{s}'), f'modalities.normalization.{m}_{s}'
-            if v is None: P.append((path, f"missing: norm_type custom needs {nch[m]} value(s) for {m}")); continue
+            if v is None:
+                P.append((path, f"missing: norm_type custom needs {nch[m]} value(s) for {m}"))
+                continue
             if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
                 P.append((path, f"expected a list of numbers, got {short(v)}"))
                 continue
@@ -397,12 +401,18 @@ def surplus_norm_stats(cfg: dict, # merged training config
 # %% ../nbs/00_config.ipynb #899e2abb
 def _check_classes(cfg, P):
     labels = cfg.get('labels')
-    if not isinstance(labels, list) or not labels: P.append(('labels', f"expected a non-empty list of tasks from {list(TASKS)}, got {short(labels)}")); return
+    if not isinstance(labels, list) or not labels:
+        P.append(('labels', f"expected a non-empty list of tasks from {list(TASKS)}, got {short(labels)}"))
+        return
     for i, t in enumerate(labels):
         if t not in TASKS: P.append((f'labels[{i}]', f"unknown task {t!r}; expected one of {list(TASKS)}"))
     for t, tc in (cfg.get('labels_configs') or {}).items():
-        if t not in TASKS: P.append((f'labels_configs.{t}', f"unknown task; expected one of {list(TASKS)}")); continue
-        if not isinstance(tc, dict): P.append((f'labels_configs.{t}', f"expected a mapping, got {short(tc)}")); continue
+        if t not in TASKS:
+            P.append((f'labels_configs.{t}', f"unknown task; expected one of {list(TASKS)}"))
+            continue
+        if not isinstance(tc, dict):
+            P.append((f'labels_configs.{t}', f"expected a mapping, got {short(tc)}"))
+            continue
         names = tc.get('value_name')
         K, base = len(names) if isinstance(names, dict) and names else NUM_CLASSES[t], f'labels_configs.{t}'
         def idx(d, path, K=K):
@@ -412,7 +422,9 @@ def _check_classes(cfg, P):
         vw = tc.get('value_weights') or {}
         idx(vw.get('default_exceptions'), f'{base}.value_weights.default_exceptions')
         for m, d in (vw.get('per_modality_exceptions') or {}).items():
-            if m not in MODALITIES: P.append((f'{base}.value_weights.per_modality_exceptions.{m}', 'unknown modality')); continue
+            if m not in MODALITIES:
+                P.append((f'{base}.value_weights.per_modality_exceptions.{m}', 'unknown modality'))
+                continue
             idx(d, f'{base}.value_weights.per_modality_exceptions.{m}')
         for path, w in [(f'{base}.value_weights.default', vw.get('default'))] + \
                        [(f'{base}.value_weights.default_exceptions.{k}', w) for k, w in (vw.get('default_exceptions') or {}).items()]:
@@ -597,7 +609,9 @@ def _zonal_block_problems(m: str, b: dict, P: list) -> None:
         for i, c in enumerate(ch):
             if not _is_int(c) or not 1 <= c <= BAND_COUNTS[m]: P.append((f'{at}.channels[{i}]', f"{c!r} is outside 1..{BAND_COUNTS[m]}"))
     nm = b.get('normalization') or {}
-    if not isinstance(nm, dict): P.append((f'{at}.normalization', f"expected a mapping with a type, got {nm!r}")); return
+    if not isinstance(nm, dict):
+        P.append((f'{at}.normalization', f"expected a mapping with a type, got {nm!r}"))
+        return
     if nm.get('type', 'without') not in ('custom', 'scaling', 'without'):
         P.append((f'{at}.normalization.type', f"{nm.get('type')!r} is not one of ['custom', 'scaling', 'without']"))
     elif ok and nm.get('type') == 'custom' and m in MONO_MODALITIES and m != 'DEM_ELEV':  # DEM: the reader falls back to the training statistics
@@ -631,7 +645,9 @@ def _zonal_modality_problems(cfg: dict, check_files: bool) -> list:
     if not on: P.append(('modalities.inputs', 'no modality is enabled'))
     for m in on:
         b = mods.get(m)
-        if not isinstance(b, dict) or not b.get('input_img_path'): P.append((f'modalities.{m}.input_img_path', 'required for an enabled modality')); continue
+        if not isinstance(b, dict) or not b.get('input_img_path'):
+            P.append((f'modalities.{m}.input_img_path', 'required for an enabled modality'))
+            continue
         for k in b:
             if k not in _ZONAL_BLOCK: warnings.warn(f"unknown config key modalities.{m}.{k}", ConfigWarning, stacklevel=4)
         _zonal_block_problems(m, b, P)
@@ -647,10 +663,14 @@ def _zonal_task_problems(tasks) -> list:
     if not isinstance(tasks, list): return [('tasks', f"expected a list of {{name, active, class_names}}, got {_tname(tasks)} {tasks!r}")]
     P, active = [], 0
     for i, t in enumerate(tasks):
-        if not isinstance(t, dict): P.append((f'tasks[{i}]', f"expected a mapping {{name, active, class_names}}, got {t!r}")); continue
+        if not isinstance(t, dict):
+            P.append((f'tasks[{i}]', f"expected a mapping {{name, active, class_names}}, got {t!r}"))
+            continue
         if not t.get('active'): continue
         active += 1
-        if t.get('name') not in TASKS: P.append((f'tasks[{i}].name', f"{t.get('name')!r}: expected one of {list(TASKS)}")); continue
+        if t.get('name') not in TASKS:
+            P.append((f'tasks[{i}].name', f"{t.get('name')!r}: expected one of {list(TASKS)}"))
+            continue
         cn, K = t.get('class_names'), NUM_CLASSES[t['name']]
         if not isinstance(cn, dict) or not cn or {int(k) if str(k).isdigit() else k for k in cn} != set(range(len(cn))) or len(cn) > K:
             P.append((f'tasks[{i}].class_names', f"expected {{class index: name}} with indices 0..K-1 (K <= {K}), got {cn!r}"))
@@ -710,7 +730,9 @@ def format_config(cfg: dict) -> str:
     lines, sec = [], None
     for k, v in flatten(cfg).items():
         s = k.split('.')[0]
-        if s != sec: lines.append(f"[{s}]"); sec = s
+        if s != sec:
+            lines.append(f"[{s}]")
+            sec = s
         lines.append(f"  {k[len(s) + 1:] if '.' in k else k}: {v}")
     return '\n'.join(lines)
 

@@ -155,7 +155,9 @@ def extract_zip(zip_path: Path|str, # the zip to extract
     tmp = Path(tempfile.mkdtemp(prefix=f'.{stem}.', dir=out_dir))
     try:
         try:
-            with zipfile.ZipFile(zip_path) as zf: _check_members(zf, zip_path); zf.extractall(tmp)
+            with zipfile.ZipFile(zip_path) as zf:
+                _check_members(zf, zip_path)
+                zf.extractall(tmp)
         except zipfile.BadZipFile as e: raise ValueError(f"{zip_path}: not a valid zip ({e}); delete it and download again") from e
         src = tmp/stem if [p.name for p in tmp.iterdir()] == [stem] and (tmp/stem).is_dir() else tmp
         if target.exists(): shutil.rmtree(target)
@@ -352,7 +354,9 @@ def _download(self: DownloaderPanel, button=None) -> pd.DataFrame|None:
         self.status.value = f"done: {name}"
     self.button.disabled = True
     try: rep = self.selection().download(self.out_dir.value, progress=False, on_progress=show)
-    except Exception as e: self.status.value = f"<span style='color:red'>error: {e}</span>"; return None
+    except Exception as e:
+        self.status.value = f"<span style='color:red'>error: {e}</span>"
+        return None
     finally: self.button.disabled = False
     self.status.value = f"{len(rep)} zip(s) ready in {self.out_dir.value}"
     return rep

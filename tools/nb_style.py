@@ -11,10 +11,33 @@ import io, json, re, sys, tokenize
 from pathlib import Path
 
 
+_COMPOUND = {'if', 'elif', 'else', 'for', 'while', 'with', 'try', 'except', 'finally', 'def', 'class', 'async'}
+
+
+def _split_compound(line: str, toks: list) -> list[str] | None:
+    "`if x: a; b` -> the header, then `a` and `b` on their own lines one level deeper (None: not such a line)"
+    first = next((t for t in toks if t.type not in (tokenize.INDENT, tokenize.DEDENT)), None)
+    if first is None or first.type != tokenize.NAME or first.string not in _COMPOUND: return None
+    depth = 0
+    for t in toks:
+        if t.type == tokenize.OP:
+            if t.string in '([{': depth += 1
+            elif t.string in ')]}': depth -= 1
+            elif t.string == ':' and depth == 0:
+                head, body = line[:t.start[1] + 1].rstrip(), line[t.start[1] + 1:].strip()
+                if not body or body.startswith('#'): return None
+                indent = line[:len(line) - len(line.lstrip())] + '    '
+                parts = _split_line(indent + body)
+                return [head] + parts if len(parts) > 1 else None
+    return None
+
+
 def _split_line(line: str) -> list[str]:
-    "A physical line split at its top-level `;` when it holds only simple statements"
+    "A physical line split at its top-level `;` (simple statements, or the body of a one-line `if x:` / `for ...:`)"
     try: toks = list(tokenize.generate_tokens(io.StringIO(line).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError): return [line]
+    compound = _split_compound(line, toks)
+    if compound is not None: return compound
     depth, cuts = 0, []
     for t in toks:
         if t.type == tokenize.OP:

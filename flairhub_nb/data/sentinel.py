@@ -195,7 +195,9 @@ def temporal_average(series: np.ndarray, # (T,C,H,W)
     np.add.at(sums, period, series[valid].reshape(len(period), -1).astype(np.float64))
     last = -1
     for p in range(P):
-        if counts[p]: last = p; out[p] = (sums[p] / counts[p]).reshape(series.shape[1:])
+        if counts[p]:
+            last = p
+            out[p] = (sums[p] / counts[p]).reshape(series.shape[1:])
         elif last >= 0: out[p] = out[last]
         if last >= 0: offs[p] = mid_offs[last]
     return out, offs

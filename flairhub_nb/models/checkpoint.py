@@ -143,7 +143,9 @@ def plan_load(sd: dict[str, torch.Tensor], # checkpoint tensors, already renamed
             else: report.unexpected.append(k)
             continue
         t = target[k]
-        if v.shape == t.shape: out[k] = v; report.loaded.append(k)
+        if v.shape == t.shape:
+            out[k] = v
+            report.loaded.append(k)
         elif k.endswith('relative_position_bias_table') and v.ndim == 2 and v.shape[1] == t.shape[1]:
             out[k] = interpolate_bias_table(v, t.shape[0])
             report.interpolated.append(k)

@@ -86,7 +86,9 @@ def _build_encoders(self: FlairHubModel, sizes: dict, encoder_weights) -> list[i
 @patch
 def _build_fusion(self: FlairHubModel, enc_ch: list[int]|None):
     "Build `self.fusion_handler` (a dummy 1x1 conv for Sentinel-only models, kept for strict loading)"
-    if not enc_ch: self.fusion_handler = FusionHandler([1], [1]); return
+    if not enc_ch:
+        self.fusion_handler = FusionHandler([1], [1])
+        return
     target = enc_ch[2:]
     ins = [sum(self.encoders[m].out_channels[2+i] for m in self.mono) + sum(self.encoders[m].map_channels[i] for m in self.ts)
            for i in range(len(target))]

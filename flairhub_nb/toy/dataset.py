@@ -161,11 +161,15 @@ def _run_jobs(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit='patch')
     out = []
     if workers <= 0 or len(jobs) <= 1:
-        for j in jobs: out.append(fn(j)); bar.update()
+        for j in jobs:
+            out.append(fn(j))
+            bar.update()
     else:
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
         with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-            for r in ex.map(fn, jobs, chunksize=2): out.append(r); bar.update()
+            for r in ex.map(fn, jobs, chunksize=2):
+                out.append(r)
+                bar.update()
     bar.close()
     return out
 

@@ -34,14 +34,21 @@ def log_path(out: Path, name: str) -> Path:
 # %% ../../nbs/34_train.cli.ipynb #2bcba49f
 class _Tee:
     def __init__(self, stream, f): self.stream, self.f = stream, f
-    def write(self, s): self.stream.write(s); self.f.write(s); return len(s)
-    def flush(self): self.stream.flush(); self.f.flush()
+    def write(self, s):
+        self.stream.write(s)
+        self.f.write(s)
+        return len(s)
+    def flush(self):
+        self.stream.flush()
+        self.f.flush()
     def __getattr__(self, k): return getattr(self.stream, k)
 
 @contextlib.contextmanager
 def tee_output(path: Path|None):
     "Mirror stdout and stderr to `path` while the block runs (no-op when `path` is None)"
-    if path is None: yield; return
+    if path is None:
+        yield
+        return
     with open(path, 'a') as f:
         out, err = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Tee(out, f), _Tee(err, f)
