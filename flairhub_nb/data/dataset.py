@@ -24,7 +24,7 @@ from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMism
                                  read_patch_geo)
 from .pack import PackedSplit
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
-                                       day_offsets, filter_dates, reshape_series, temporal_average)
+                                       day_offsets, filter_dates, filter_frames, reshape_series, temporal_average)
 
 # %% auto #0
 __all__ = ['read_mono', 'check_geometry', 'read_series', 'read_label', 'apply_d4', 'D4Augment', 'FlairHubDataset', 'pad_collate',
@@ -302,9 +302,9 @@ def __getitem__(self: FlairHubDataset, i: int) -> dict:
     if self.check_geometry and len(geos) > 1: check_geometry(geos)
     return self.augment(sample) if self.augment is not None else sample
 
-# %% ../../nbs/12_data.dataset.ipynb #4b44811b
-def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask"
+# %% ../../nbs/12_data.dataset.ipynb #a0761950
+def _pad_series(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask, from per-patch (frames, offsets)"
     lens = np.array([len(o) for _, o in samples])
     T = int(lens.max())
     frames = np.zeros((B, T) + samples[0][0].shape[1:], samples[0][0].dtype)
@@ -314,6 +314,47 @@ def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, to
     return torch.from_numpy(frames), torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
 
 @patch
+def _series_per_patch(self: FlairHubDataset, m: str, idx: Sequence[int], rows: np.ndarray) -> tuple:
+    "Series `m` of patches `idx` read one by one with `read_series` (temporal averaging; errors naming the file)"
+    st, ps, filt = self.st, self.packed, m == 'SENTINEL2_TS' and self.st.filter_s2
+    ser = []
+    for i, r in zip(idx, rows):
+        p = self.paths(i)
+        ser.append(read_series(p[m], m, self.dates[m][self.date_ids[m][i].decode()], st, p[S2_MASK] if filt else None,
+                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2])
+    return _pad_series(ser, len(idx))
+
+# %% ../../nbs/12_data.dataset.ipynb #eafdb202
+@patch
+def _series_frames(self: FlairHubDataset, m: str, rows: np.ndarray, dates: list) -> list|None:
+    "For each patch, its dates of series `m` to read (the S2 filter applied once for the batch); None when a count is off"
+    st, ps, lens, ch = self.st, self.packed, np.array([len(d) for d in dates], np.int64), self.st.channels.get(m)
+    if ch and not all(1 <= c <= TS_BANDS_PER_DATE[m] for c in ch): return None
+    if not np.array_equal(ps.band_counts(m, rows), lens * TS_BANDS_PER_DATE[m]): return None
+    if not (m == 'SENTINEL2_TS' and st.filter_s2): return [np.arange(n) for n in lens]
+    if not np.array_equal(ps.band_counts(S2_MASK, rows), lens * TS_BANDS_PER_DATE[S2_MASK]): return None
+    mask = ps.stacked(S2_MASK, rows)
+    keep = filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), lens,
+                         empty_fallback=self.empty_fallback, **st.filter_args)
+    return [np.flatnonzero(k) for k in np.split(keep, np.cumsum(lens)[:-1])]
+
+@patch
+def _read_series_batch(self: FlairHubDataset, m: str, idx: Sequence[int], rows: np.ndarray) -> tuple:
+    "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
+    dates = [self.dates[m][self.date_ids[m][i].decode()] for i in idx]
+    frames = None if self.st.averaging.get(m) else self._series_frames(m, rows, dates)
+    if frames is None: return self._series_per_patch(m, idx, rows)  # averaged, or a count off: read_series names the file
+    lens, B = np.array([len(f) for f in frames], np.int64), len(idx)
+    T, start = int(lens.max(initial=0)), np.cumsum([0] + [len(d) for d in dates[:-1]])
+    seg, rank = np.repeat(np.arange(B), lens), np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    src = np.concatenate([s + f for s, f in zip(start, frames)] + [np.zeros(0, np.int64)])  # kept dates in the batch's dates
+    offs = np.zeros((B, T), np.float32)
+    if len(src): offs[seg, rank] = day_offsets(np.concatenate(dates), self.st.ref_date)[src].astype(np.float32)
+    ts = self.packed.gather_frames(m, rows, frames, TS_BANDS_PER_DATE[m], self.st.channels.get(m))
+    return ts, torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
+
+# %% ../../nbs/12_data.dataset.ipynb #f955edf4
+@patch
 def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
     if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
@@ -322,12 +363,7 @@ def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
     for m in st.modalities:
         if m in MONO_MODALITIES: batch[m] = ps.gather(m, rows, st.channels.get(m))
-        else:
-            mask = (m == 'SENTINEL2_TS' and st.filter_s2)
-            ser = [read_series(self.paths(i)[m], m, self.dates[m][self.date_ids[m][i].decode()], st, self.paths(i)[S2_MASK] if mask else None,
-                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2]
-                   for i, r in zip(idx, rows)]
-            batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = _series_batch(ser, len(idx))
+        else: batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = self._read_series_batch(m, idx, rows)
     for t, (band, _) in st.tasks.items(): batch[t] = ps.gather(t, rows, [band])[:, 0]
     return batch
 
