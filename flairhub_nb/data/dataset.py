@@ -22,7 +22,7 @@ from .index import check_index_files, read_split_csv, read_split_gpkg, select_do
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
                                  read_patch_geo)
-from .pack import PackedSplit
+from .pack import PackedSplit, frame_layout
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
                                        day_offsets, filter_dates, filter_frames, reshape_series, temporal_average)
 
@@ -184,7 +184,7 @@ class FlairHubDataset(Dataset):
         self.cfg, self.st = _settings(cfg)
         self.empty_fallback = empty_fallback or self.st.empty_fallback
         if self.empty_fallback not in EMPTY_FALLBACKS: raise ValueError(f"empty_fallback {self.empty_fallback!r} not in {EMPTY_FALLBACKS}")
-        self.check_geometry, self.nonfinite_fill, self.raw = check_geometry, nonfinite_fill, raw
+        self.check_geometry, self.nonfinite_fill, self.raw, self._date_tables = check_geometry, nonfinite_fill, raw, {}
         base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
         root = data_root if data_root is not None else (_cfg_path(self.cfg, 'data_root') or None)
         packed = (_cfg_path(self.cfg, 'packed_dir') or None) if packed is None else (packed or None)
@@ -324,41 +324,50 @@ def _series_per_patch(self: FlairHubDataset, m: str, idx: Sequence[int], rows: n
                                self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2])
     return _pad_series(ser, len(idx))
 
-# %% ../../nbs/12_data.dataset.ipynb #eafdb202
+# %% ../../nbs/12_data.dataset.ipynb #3e5e22db
 @patch
-def _series_frames(self: FlairHubDataset, m: str, rows: np.ndarray, dates: list) -> list|None:
-    "For each patch, its dates of series `m` to read (the S2 filter applied once for the batch); None when a count is off"
-    st, ps, lens, ch = self.st, self.packed, np.array([len(d) for d in dates], np.int64), self.st.channels.get(m)
-    if ch and not all(1 <= c <= TS_BANDS_PER_DATE[m] for c in ch): return None
-    if not np.array_equal(ps.band_counts(m, rows), lens * TS_BANDS_PER_DATE[m]): return None
-    if not (m == 'SENTINEL2_TS' and st.filter_s2): return [np.arange(n) for n in lens]
-    if not np.array_equal(ps.band_counts(S2_MASK, rows), lens * TS_BANDS_PER_DATE[S2_MASK]): return None
+def _date_table(self: FlairHubDataset, m: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Of series `m`, per patch the start of its dates in one flat array and their number, and their day offsets (float32); built once"
+    if m not in self._date_tables:
+        ds = [self.dates[m][p.decode()] for p in self.date_ids[m]]
+        counts = np.array([len(d) for d in ds], np.int64)
+        offs = day_offsets(np.concatenate(ds + [np.zeros(0, 'datetime64[D]')]), self.st.ref_date).astype(np.float32)
+        self._date_tables[m] = (np.cumsum(counts) - counts, counts, offs)
+    return self._date_tables[m]
+
+@patch
+def _series_keep(self: FlairHubDataset, m: str, rows: np.ndarray, counts: np.ndarray) -> tuple[bool, np.ndarray|None]:
+    "Whether the pack holds `counts` dates of series `m` for `rows` (and their masks), and the dates the S2 filter keeps (None: all)"
+    st, ps, ch, bpd = self.st, self.packed, self.st.channels.get(m), TS_BANDS_PER_DATE[m]
+    if (ch and not all(1 <= c <= bpd for c in ch)) or not np.array_equal(ps.band_counts(m, rows), counts * bpd): return False, None
+    if not (m == 'SENTINEL2_TS' and st.filter_s2): return True, None
+    if not np.array_equal(ps.band_counts(S2_MASK, rows), counts * TS_BANDS_PER_DATE[S2_MASK]): return False, None
     mask = ps.stacked(S2_MASK, rows)
-    keep = filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), lens,
-                         empty_fallback=self.empty_fallback, **st.filter_args)
-    return [np.flatnonzero(k) for k in np.split(keep, np.cumsum(lens)[:-1])]
+    return True, filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), counts,
+                               empty_fallback=self.empty_fallback, **st.filter_args)
 
+# %% ../../nbs/12_data.dataset.ipynb #d1c80dc5
 @patch
-def _read_series_batch(self: FlairHubDataset, m: str, idx: Sequence[int], rows: np.ndarray) -> tuple:
+def _read_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple:
     "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
-    dates = [self.dates[m][self.date_ids[m][i].decode()] for i in idx]
-    frames = None if self.st.averaging.get(m) else self._series_frames(m, rows, dates)
-    if frames is None: return self._series_per_patch(m, idx, rows)  # averaged, or a count off: read_series names the file
-    lens, B = np.array([len(f) for f in frames], np.int64), len(idx)
-    T, start = int(lens.max(initial=0)), np.cumsum([0] + [len(d) for d in dates[:-1]])
-    seg, rank = np.repeat(np.arange(B), lens), np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
-    src = np.concatenate([s + f for s, f in zip(start, frames)] + [np.zeros(0, np.int64)])  # kept dates in the batch's dates
-    offs = np.zeros((B, T), np.float32)
-    if len(src): offs[seg, rank] = day_offsets(np.concatenate(dates), self.st.ref_date)[src].astype(np.float32)
-    ts = self.packed.gather_frames(m, rows, frames, TS_BANDS_PER_DATE[m], self.st.channels.get(m))
-    return ts, torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
+    first, count, day = self._date_table(m)
+    counts = count[idx]
+    ok, keep = self._series_keep(m, rows, counts) if not self.st.averaging.get(m) else (False, None)
+    if not ok: return self._series_per_patch(m, idx, rows)  # averaged, or a count off: read_series names the file
+    lay = frame_layout(counts, keep)
+    _, series, date, place, kept = lay
+    offs = np.zeros((len(idx), int(kept.max(initial=0))), np.float32)
+    offs[series, place] = day[first[idx][series] + date]
+    ts = self.packed.gather_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
+    return ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])
 
-# %% ../../nbs/12_data.dataset.ipynb #f955edf4
+# %% ../../nbs/12_data.dataset.ipynb #d4ebfb09
 @patch
 def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
     if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
-    st, ps, rows = self.st, self.packed, self.rows[list(idx)]
+    st, ps, idx = self.st, self.packed, np.asarray(idx, np.int64)
+    rows = self.rows[idx]
     batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
     batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
     for m in st.modalities:
