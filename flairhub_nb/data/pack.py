@@ -469,7 +469,19 @@ def frame_layout(counts: Sequence[int], # the number of dates of each series of 
     date = flat - (np.cumsum(counts) - counts)[series]
     return flat, series, date, np.arange(len(flat)) - (np.cumsum(kept) - kept)[series], kept
 
-# %% ../../nbs/14_data.pack.ipynb #eedb6820
+# %% ../../nbs/14_data.pack.ipynb #5d62fb04
+@patch
+def _date_rows(self: PackedSplit, col: str, bands_per_date: int, channels: Sequence[int]|None) -> np.ndarray:
+    "Rows, within one stored date, of `channels` (0-based; cached per request)"
+    k = (col, bands_per_date, tuple(channels) if channels is not None else None)
+    if k not in self._rows:
+        pos = np.arange(bands_per_date) if channels is None else np.asarray(channels, np.int64) - 1
+        if len(pos) and (pos.min() < 0 or pos.max() >= bands_per_date):
+            raise BandCountError(f"{self.dir}/{self.split}/{col}: channels {list(channels)} (1-based) out of range for {bands_per_date} bands per date")
+        self._rows[k] = pos
+    return self._rows[k]
+
+# %% ../../nbs/14_data.pack.ipynb #b0d08146
 @patch
 def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
                   counts: Sequence[int], # the number of dates of each row (its stored bands / `bands_per_date`)
@@ -477,14 +489,12 @@ def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows 
                   bands_per_date: int, # bands of one date as stored
                   channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
                   shared: bool|None=None, # see `BatchBuffers.empty`
-                  layout: tuple|None=None, # `frame_layout(counts, keep)`, when the caller has it already
+                  layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
                  ) -> torch.Tensor:
     "The kept dates of series `rows` in `col` as one (B,T,C,H,W) tensor zero-padded to the longest, copied once"
     mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
-    pos = np.arange(bands_per_date) if channels is None else np.asarray(channels, np.int64) - 1
-    if len(pos) and (pos.min() < 0 or pos.max() >= bands_per_date):
-        raise BandCountError(f"{self.dir}/{self.split}/{col}: channels {list(channels)} (1-based) out of range for {bands_per_date} bands per date")
-    if not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
+    pos = self._date_rows(col, bands_per_date, channels)
+    if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
         raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
     _, series, date, place, kept = layout or frame_layout(counts, keep)
     B, T = len(rows), int(kept.max(initial=0))
