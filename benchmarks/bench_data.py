@@ -19,9 +19,13 @@ Prints samples/s per loader and worker count, and the speed-up.
 
 --raw (the training input since issue 13): the packed loader in raw mode (`FlairHubDataset(cfg, 'train', packed=dir,
 raw=True)`, whole batches from `__getitems__`, augmentation left to `BatchTransform` on the device), its host CPU per
-sample beside the CPU time to memcpy the same sample's raw bytes, measured interleaved in the same run (target <= 2x),
-samples per core-second, the device-side transform's cost (on CPU here; CUDA when present), and the same columns read
-from a Zarr v3 store (`--zarr-path DIR` adds a folder holding the `zarr` package to the path; it is not a dependency).
+sample beside the CPU time to memcpy the same sample's raw bytes (into one sample-sized buffer), measured in the same
+run in interleaved rounds (CPU time of this process, `time.process_time`; medians of --repeats rounds after a warm-up
+round; the ratio is the median of each round's own ratio, so load drifting on a shared machine cancels out), with the
+minor page faults per sample, `uptime` before and after, samples per core-second, the device-side transform's cost
+(on CPU here; CUDA when present), and the same columns read from a Zarr v3 store (`--zarr-path DIR` adds a folder
+holding the `zarr` package to the path; it is not a dependency). Its last line is the target (<= 2x):
+`packed loader: X CPU-ms/sample = Rx memcpy (Y ms)`.
 
   python benchmarks/bench_data.py --raw --n-train 32 --n 32 --zarr-path /tmp/zarr_pkgs
 """
