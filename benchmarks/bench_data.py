@@ -279,8 +279,10 @@ def raw_main(a, toy):
     dst = np.empty_like(src)
     parts = [(src[o:o + k], dst[o:o + k]) for o, k in zip(np.cumsum([0] + list(per.values()))[:-1], per.values())]
     ram = np.random.default_rng(1).integers(0, 255, (n, nbytes), np.uint8)  # n samples' bytes: read from RAM, as from the page cache
+    dstb = [np.empty((a.batch, nbytes), np.uint8) for _ in range(2)]  # two batch buffers: the consumer holds the last batch
     work = {'loader': lambda: [None for _ in dl],
             'memcpy': lambda: [np.copyto(dst, ram[i]) for i in range(n)],
+            'memcpy into batch buffers': lambda: [np.copyto(dstb[k % 2], ram[s:s + a.batch]) for k, s in enumerate(range(0, n, a.batch))],
             'memcpy (cache-hot)': lambda: [np.copyto(dst, src) for _ in range(n)],
             'memcpy per key (cache-hot)': lambda: [np.copyto(d, s_) for _ in range(n) for s_, d in parts]}
     res = {k: [] for k in work}
@@ -301,7 +303,9 @@ def raw_main(a, toy):
     for k, v in med.items(): print(f"| {k} | {1000 * v:.3f} | {v / med['memcpy']:.2f}x | {flt[k]:.0f} |")
     print(f"| transform (CPU, not part of the loader) | {1000 * t_tf:.3f} | {t_tf / med['memcpy']:.2f}x | |")
     print(f"\n{1 / med['loader']:.0f} samples per core-second ({1 / med['memcpy']:.0f} for the bare memcpy); memcpy = the sample's "
-          f"bytes copied from RAM (n distinct samples, as the pack's pages), cache-hot = one buffer copied again and again")
+          f"bytes copied from RAM (n distinct samples, as the pack's pages) into one sample-sized buffer; into batch buffers = "
+          f"the same bytes into two alternating batch-sized buffers (what any loader handing out batches writes); "
+          f"cache-hot = one buffer copied again and again")
     raw_workers(ds, n, a)
     if torch.cuda.is_available():
         bd = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in b.items()}

@@ -150,6 +150,7 @@ def filter_frames(mask: np.ndarray, # (N,2,H,W) [snow, cloud] probabilities 0-10
     if empty_fallback not in EMPTY_FALLBACKS:
         raise ValueError(f"empty_fallback {empty_fallback!r} is not one of {EMPTY_FALLBACKS}")
     N, npix, lengths = mask.shape[0], mask.shape[-1] * mask.shape[-2], np.asarray(lengths, np.int64)
+    if N != lengths.sum(): raise ValueError(f"filter_frames: {N} dates of masks but lengths {lengths.tolist()[:8]} sum to {lengths.sum()}")
     snow_ok = (mask[:, 0] <= max_snow).reshape(N, npix)
     clear = (snow_ok & (mask[:, 1] <= max_cloud).reshape(N, npix)).sum(1)
     limit, seg = max_frac_cover * npix, np.repeat(np.arange(len(lengths)), lengths)
