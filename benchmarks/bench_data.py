@@ -19,9 +19,13 @@ Prints samples/s per loader and worker count, and the speed-up.
 
 --raw (the training input since issue 13): the packed loader in raw mode (`FlairHubDataset(cfg, 'train', packed=dir,
 raw=True)`, whole batches from `__getitems__`, augmentation left to `BatchTransform` on the device), its host CPU per
-sample beside the CPU time to memcpy the same sample's raw bytes, measured interleaved in the same run (target <= 2x),
-samples per core-second, the device-side transform's cost (on CPU here; CUDA when present), and the same columns read
-from a Zarr v3 store (`--zarr-path DIR` adds a folder holding the `zarr` package to the path; it is not a dependency).
+sample beside the CPU time to memcpy the same sample's raw bytes (into one sample-sized buffer), measured in the same
+run in interleaved rounds (CPU time of this process, `time.process_time`; medians of --repeats rounds after a warm-up
+round; the ratio is the median of each round's own ratio, so load drifting on a shared machine cancels out), with the
+minor page faults per sample, `uptime` before and after, samples per core-second, the device-side transform's cost
+(on CPU here; CUDA when present), and the same columns read from a Zarr v3 store (`--zarr-path DIR` adds a folder
+holding the `zarr` package to the path; it is not a dependency). Its last line is the target (<= 2x):
+`packed loader: X CPU-ms/sample = Rx memcpy (Y ms)`.
 
   python benchmarks/bench_data.py --raw --n-train 32 --n 32 --zarr-path /tmp/zarr_pkgs
 """
@@ -179,7 +183,7 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=80, help='samples per pass (from the train split)')
     p.add_argument('--batch', type=int, default=4)
     p.add_argument('--workers', type=int, nargs='+', default=[0, 2])
-    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--repeats', type=int, default=None, help='interleaved rounds (default 3; 9 with --raw)')
     p.add_argument('--pack', default=None, help='pack folder for the packed loader (default: <root>_pack)')
     p.add_argument('--no-packed', action='store_true', help='leave out the packed loader')
     p.add_argument('--n-train', type=int, default=150, help='toy train patches to generate')
@@ -189,6 +193,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     toy = make_toy_dataset(a.root, n_train=a.n_train, patch_px=a.patch_px, progress=True)
+    if a.repeats is None: a.repeats = 9 if a.raw else 3
     if a.raw: return raw_main(a, toy)
     print(f"toy set: {len(toy)} patches of {a.patch_px} px in {a.root} (ready in {time.perf_counter() - t0:.1f} s)")
     from flairhub_nb.data.dataset import FlairHubDataset, pad_collate
@@ -233,13 +238,24 @@ def _cpu_per(fn, n):
     c0 = time.process_time(); fn(); return (time.process_time() - c0) / n
 
 
-def raw_main(a, toy):
+def _faults_per(fn, n):
+    "(CPU seconds, minor page faults) of this process per item for fn() doing n items"
+    import resource
+    f0, c0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+    fn()
+    return (time.process_time() - c0) / n, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n
+
+
+def _uptime():
     import subprocess
-    import sys
+    return subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()
+
+
+def _raw_setup(a, toy):
+    "The raw packed dataset (augmentation on: on the device), its loader, one batch, and the memcpy workloads"
     from torch.utils.data import Subset
     from flairhub_nb.data.dataset import FlairHubDataset, pad_collate
     from flairhub_nb.data.pack import pack_dataset
-    from flairhub_nb.data.transforms import BatchTransform
     cfg = toy.config(modalities=TOY_MODALITIES, tasks=TOY_LABELS)
     cfg['modalities']['pre_processings']['use_augmentation'] = True
     pdir = a.pack or a.root.rstrip('/') + '_pack'
@@ -249,35 +265,48 @@ def raw_main(a, toy):
     dl = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=0, collate_fn=pad_collate)
     b = next(iter(dl))
     per = {k: v.numel() * v.element_size() // a.batch for k, v in b.items() if isinstance(v, torch.Tensor)}
+    return ds, pdir, n, dl, b, per, t_pack
+
+
+def raw_main(a, toy):
+    import statistics
+    import sys
+    from flairhub_nb.data.transforms import BatchTransform
+    load0 = _uptime()
+    ds, pdir, n, dl, b, per, t_pack = _raw_setup(a, toy)
     nbytes = sum(per.values())
     src = np.random.default_rng(0).integers(0, 255, nbytes, np.uint8)  # one sample's bytes: stays in the CPU cache
     dst = np.empty_like(src)
     parts = [(src[o:o + k], dst[o:o + k]) for o, k in zip(np.cumsum([0] + list(per.values()))[:-1], per.values())]
     ram = np.random.default_rng(1).integers(0, 255, (n, nbytes), np.uint8)  # n samples' bytes: read from RAM, as from the page cache
+    dstb = [np.empty((a.batch, nbytes), np.uint8) for _ in range(2)]  # two batch buffers: the consumer holds the last batch
+    work = {'loader': lambda: [None for _ in dl],
+            'memcpy': lambda: [np.copyto(dst, ram[i]) for i in range(n)],
+            'memcpy into batch buffers': lambda: [np.copyto(dstb[k % 2], ram[s:s + a.batch]) for k, s in enumerate(range(0, n, a.batch))],
+            'memcpy (cache-hot)': lambda: [np.copyto(dst, src) for _ in range(n)],
+            'memcpy per key (cache-hot)': lambda: [np.copyto(d, s_) for _ in range(n) for s_, d in parts]}
+    res = {k: [] for k in work}
+    for r in range(a.repeats + 1):  # interleaved rounds; the first one warms up and is dropped
+        for k, fn in work.items():
+            if r: res[k].append(_faults_per(fn, n))
+            else: fn()
+    med = {k: statistics.median(c for c, _ in v) for k, v in res.items()}
+    flt = {k: statistics.median(f for _, f in v) for k, v in res.items()}
+    ratio = statistics.median(l[0] / m[0] for l, m in zip(res['loader'], res['memcpy']))  # each round's own ratio
     tf = BatchTransform.for_dataset(ds)
-    res = {'loader': [], 'memcpy': [], 'memcpy (cache-hot)': [], 'memcpy per key (cache-hot)': [], 'transform (CPU)': []}
-    for _ in range(a.repeats + 1):  # interleaved; the first round warms up
-        res['loader'].append(_cpu_per(lambda: [None for _ in dl], n))
-        res['memcpy'].append(_cpu_per(lambda: [np.copyto(dst, ram[i]) for i in range(n)], n))
-        res['memcpy (cache-hot)'].append(_cpu_per(lambda: [np.copyto(dst, src) for _ in range(n)], n))
-        res['memcpy per key (cache-hot)'].append(_cpu_per(lambda: [np.copyto(d, s_) for _ in range(n) for s_, d in parts], n))
-        res['transform (CPU)'].append(_cpu_per(lambda: [tf(bb) for bb in [b] * (n // a.batch)], n))
-    best = {k: min(v[1:]) for k, v in res.items()}
+    t_tf = statistics.median(_cpu_per(lambda: [tf(bb) for bb in [b] * (n // a.batch)], n) for _ in range(2))
     print(f"raw packed loader, {n} samples of {a.patch_px} px, 7 modalities + 2 labels, batch {a.batch}, 0 workers, "
           f"torch threads 1; pack written in {t_pack:.1f} s; raw bytes per sample {nbytes / 2**20:.2f} MiB "
           f"({', '.join(f'{k} {v / 2**10:.0f} KiB' for k, v in per.items() if v > 2**12)})")
-    print("\n| measure | CPU ms / sample | vs memcpy |\n|---|---|---|")
-    for k, v in best.items(): print(f"| {k} | {1000 * v:.3f} | {v / best['memcpy']:.2f}x |")
-    print(f"\nloader host CPU {best['loader'] / best['memcpy']:.2f}x the memcpy of the same bytes (target <= 2x); "
-          f"{1 / best['loader']:.0f} samples per core-second ({1 / best['memcpy']:.0f} for the bare memcpy); "
-          f"memcpy = the sample's bytes copied from RAM (n distinct samples, as the pack's pages), cache-hot = one buffer copied again and again")
-    for w in (2,):
-        dlw = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=w, collate_fn=pad_collate, persistent_workers=True)
-        [None for _ in dlw]
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(a.repeats): [None for _ in dlw]
-        wall, cpu = (time.perf_counter() - t0) / (a.repeats * n), (time.process_time() - c0) / (a.repeats * n)
-        print(f"{w} workers: {1 / wall:.0f} samples/s wall, main process {1000 * cpu:.3f} CPU ms/sample (receiving shared-memory batches)")
+    print(f"uptime before: {load0}")
+    print(f"\n| measure | CPU ms / sample (median of {a.repeats}) | vs memcpy | minor page faults / sample |\n|---|---|---|---|")
+    for k, v in med.items(): print(f"| {k} | {1000 * v:.3f} | {v / med['memcpy']:.2f}x | {flt[k]:.0f} |")
+    print(f"| transform (CPU, not part of the loader) | {1000 * t_tf:.3f} | {t_tf / med['memcpy']:.2f}x | |")
+    print(f"\n{1 / med['loader']:.0f} samples per core-second ({1 / med['memcpy']:.0f} for the bare memcpy); memcpy = the sample's "
+          f"bytes copied from RAM (n distinct samples, as the pack's pages) into one sample-sized buffer; into batch buffers = "
+          f"the same bytes into two alternating batch-sized buffers (what any loader handing out batches writes); "
+          f"cache-hot = one buffer copied again and again")
+    raw_workers(ds, n, a)
     if torch.cuda.is_available():
         bd = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in b.items()}
         tf(bd); torch.cuda.synchronize(); t0 = time.perf_counter()
@@ -286,7 +315,21 @@ def raw_main(a, toy):
     if a.zarr_path:
         sys.path.append(a.zarr_path)
         zarr_compare(ds, pdir, n, a)
-    print(f"\n{os.cpu_count()} CPU cores; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"\n{os.cpu_count()} CPU cores; uptime after: {_uptime()}")
+    print(f"packed loader: {1000 * med['loader']:.3f} CPU-ms/sample = {ratio:.2f}x memcpy ({1000 * med['memcpy']:.3f} ms) "
+          f"(target <= 2x; median of {a.repeats} interleaved rounds, CPU time of this process)")
+
+
+def raw_workers(ds, n, a, w=2):
+    "Wall rate and the main process's CPU with `w` workers (batches arrive in shared memory)"
+    from torch.utils.data import Subset
+    from flairhub_nb.data.dataset import pad_collate
+    dlw = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=w, collate_fn=pad_collate, persistent_workers=True)
+    [None for _ in dlw]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(3): [None for _ in dlw]
+    wall, cpu = (time.perf_counter() - t0) / (3 * n), (time.process_time() - c0) / (3 * n)
+    print(f"{w} workers: {1 / wall:.0f} samples/s wall, main process {1000 * cpu:.3f} CPU ms/sample (receiving shared-memory batches)")
 
 
 def zarr_compare(ds, pdir, n, a):

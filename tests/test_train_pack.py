@@ -26,3 +26,18 @@ def test_flairhub_config_trains_from_the_pack(tmp_path):
     assert a['global_step'] == b['global_step'] == 4
     diff = [k for k in a['state_dict'] if not torch.allclose(a['state_dict'][k], b['state_dict'][k], rtol=1e-5, atol=1e-6)]
     assert diff == [], diff[:5]
+
+
+def test_packed_batches_go_to_page_locked_memory_only_on_cuda_without_workers(tmp_path):
+    "The data module reads packed batches into pinned memory (`BatchBuffers.pin`) only where the loader would pin them itself"
+    from types import SimpleNamespace
+    from flairhub_nb.data.pack import pack_dataset
+    from flairhub_nb.train.module import FlairHubDataModule
+    toy = make_toy(tmp_path/'toy', n_train=4, n_val=2, n_test=2, px=32)
+    cfg = toy_train_config(toy, tmp_path/'out', epochs=1)
+    cfg['paths']['packed_dir'] = str(pack_dataset(cfg, tmp_path/'pack', progress=False))
+    for workers, device, pinned in ((0, 'cuda', True), (2, 'cuda', False), (0, 'cpu', False)):
+        dm = FlairHubDataModule(cfg, num_workers=workers)
+        dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=SimpleNamespace(type=device)))
+        dl = dm._loader(dm.dataset('train'), 2)
+        assert (dl.pin_memory, dm.dataset('train').packed.buffers.pin) == (device == 'cuda', pinned), (workers, device)

@@ -22,9 +22,9 @@ from .index import check_index_files, read_split_csv, read_split_gpkg, select_do
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
                                  read_patch_geo)
-from .pack import PackedSplit
+from .pack import PackedSplit, frame_layout
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
-                                       day_offsets, filter_dates, reshape_series, temporal_average)
+                                       day_offsets, filter_dates, filter_frames, reshape_series, temporal_average)
 
 # %% auto #0
 __all__ = ['read_mono', 'check_geometry', 'read_series', 'read_label', 'apply_d4', 'D4Augment', 'FlairHubDataset', 'pad_collate',
@@ -184,7 +184,7 @@ class FlairHubDataset(Dataset):
         self.cfg, self.st = _settings(cfg)
         self.empty_fallback = empty_fallback or self.st.empty_fallback
         if self.empty_fallback not in EMPTY_FALLBACKS: raise ValueError(f"empty_fallback {self.empty_fallback!r} not in {EMPTY_FALLBACKS}")
-        self.check_geometry, self.nonfinite_fill, self.raw = check_geometry, nonfinite_fill, raw
+        self.check_geometry, self.nonfinite_fill, self.raw, self._date_tables = check_geometry, nonfinite_fill, raw, {}
         base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
         root = data_root if data_root is not None else (_cfg_path(self.cfg, 'data_root') or None)
         packed = (_cfg_path(self.cfg, 'packed_dir') or None) if packed is None else (packed or None)
@@ -302,9 +302,9 @@ def __getitem__(self: FlairHubDataset, i: int) -> dict:
     if self.check_geometry and len(geos) > 1: check_geometry(geos)
     return self.augment(sample) if self.augment is not None else sample
 
-# %% ../../nbs/12_data.dataset.ipynb #4b44811b
-def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask"
+# %% ../../nbs/12_data.dataset.ipynb #a0761950
+def _pad_series(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(B,T,C,H,W) frames zero-padded to the longest, (B,T) day offsets, (B,T) padding mask, from per-patch (frames, offsets)"
     lens = np.array([len(o) for _, o in samples])
     T = int(lens.max())
     frames = np.zeros((B, T) + samples[0][0].shape[1:], samples[0][0].dtype)
@@ -314,20 +314,65 @@ def _series_batch(samples: list, B: int) -> tuple[torch.Tensor, torch.Tensor, to
     return torch.from_numpy(frames), torch.from_numpy(offs), torch.from_numpy(np.arange(T)[None, :] >= lens[:, None])
 
 @patch
+def _series_per_patch(self: FlairHubDataset, m: str, idx: Sequence[int], rows: np.ndarray) -> tuple:
+    "Series `m` of patches `idx` read one by one with `read_series` (temporal averaging; errors naming the file)"
+    st, ps, filt = self.st, self.packed, m == 'SENTINEL2_TS' and self.st.filter_s2
+    ser = []
+    for i, r in zip(idx, rows):
+        p = self.paths(i)
+        ser.append(read_series(p[m], m, self.dates[m][self.date_ids[m][i].decode()], st, p[S2_MASK] if filt else None,
+                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2])
+    return _pad_series(ser, len(idx))
+
+# %% ../../nbs/12_data.dataset.ipynb #3e5e22db
+@patch
+def _date_table(self: FlairHubDataset, m: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Of series `m`, per patch the start of its dates in one flat array and their number, and their day offsets (float32); built once"
+    if m not in self._date_tables:
+        ds = [self.dates[m][p.decode()] for p in self.date_ids[m]]
+        counts = np.array([len(d) for d in ds], np.int64)
+        offs = day_offsets(np.concatenate(ds + [np.zeros(0, 'datetime64[D]')]), self.st.ref_date).astype(np.float32)
+        self._date_tables[m] = (np.cumsum(counts) - counts, counts, offs)
+    return self._date_tables[m]
+
+@patch
+def _series_keep(self: FlairHubDataset, m: str, rows: np.ndarray, counts: np.ndarray) -> tuple[bool, np.ndarray|None]:
+    "Whether the pack holds `counts` dates of series `m` for `rows` (and their masks), and the dates the S2 filter keeps (None: all)"
+    st, ps, ch, bpd = self.st, self.packed, self.st.channels.get(m), TS_BANDS_PER_DATE[m]
+    if (ch and not all(1 <= c <= bpd for c in ch)) or not np.array_equal(ps.band_counts(m, rows), counts * bpd): return False, None
+    if not (m == 'SENTINEL2_TS' and st.filter_s2): return True, None
+    if not np.array_equal(ps.band_counts(S2_MASK, rows), counts * TS_BANDS_PER_DATE[S2_MASK]): return False, None
+    mask = ps.stacked(S2_MASK, rows)
+    return True, filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), counts,
+                               empty_fallback=self.empty_fallback, **st.filter_args)
+
+# %% ../../nbs/12_data.dataset.ipynb #d1c80dc5
+@patch
+def _read_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple:
+    "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
+    first, count, day = self._date_table(m)
+    counts = count[idx]
+    ok, keep = self._series_keep(m, rows, counts) if not self.st.averaging.get(m) else (False, None)
+    if not ok: return self._series_per_patch(m, idx, rows)  # averaged, or a count off: read_series names the file
+    lay = frame_layout(counts, keep)
+    _, series, date, place, kept = lay
+    offs = np.zeros((len(idx), int(kept.max(initial=0))), np.float32)
+    offs[series, place] = day[first[idx][series] + date]
+    ts = self.packed.gather_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
+    return ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])
+
+# %% ../../nbs/12_data.dataset.ipynb #d4ebfb09
+@patch
 def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
     if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
-    st, ps, rows = self.st, self.packed, self.rows[list(idx)]
+    st, ps, idx = self.st, self.packed, np.asarray(idx, np.int64)
+    rows = self.rows[idx]
     batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
     batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
     for m in st.modalities:
         if m in MONO_MODALITIES: batch[m] = ps.gather(m, rows, st.channels.get(m))
-        else:
-            mask = (m == 'SENTINEL2_TS' and st.filter_s2)
-            ser = [read_series(self.paths(i)[m], m, self.dates[m][self.date_ids[m][i].decode()], st, self.paths(i)[S2_MASK] if mask else None,
-                               self.dates[m].source, self.empty_fallback, ps.reader(m, int(r)), ps.reader(S2_MASK, int(r)), raw=True)[:2]
-                   for i, r in zip(idx, rows)]
-            batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = _series_batch(ser, len(idx))
+        else: batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = self._read_series_batch(m, idx, rows)
     for t, (band, _) in st.tasks.items(): batch[t] = ps.gather(t, rows, [band])[:, 0]
     return batch
 

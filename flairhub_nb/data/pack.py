@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +28,13 @@ from rasterio.crs import CRS
 
 from ..config import MONO_MODALITIES, S2_MASK, DataSettings, data_settings, load_config
 from .index import check_index_files, csv_separator, read_split_csv
-from .io import (FAST_READ_ENV, FlairHubDataError, GeometryMismatchError, MissingFileError,
+from .io import (FAST_READ_ENV, BandCountError, FlairHubDataError, GeometryMismatchError, MissingFileError,
                                  PatchGeo, _check_channels, check_finite, patch_id_from_path)
 from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
 __all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
-           'PackedSplit', 'empty_batch', 'run']
+           'PackedSplit', 'empty_batch', 'BatchBuffers', 'frame_layout', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
 PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
@@ -268,7 +270,7 @@ def pack_dataset(cfg_or_csvs: dict|str|Path, # training config (dict / YAML: its
         raise
     return out_dir
 
-# %% ../../nbs/14_data.pack.ipynb #89b99ee2
+# %% ../../nbs/14_data.pack.ipynb #fbe19673
 class PackedSplit:
     "Read access to one split of a pack; memmaps open lazily, once per process (safe with DataLoader workers)"
     def __init__(self, pack_dir: str|Path, # folder written by `pack_dataset`
@@ -281,7 +283,7 @@ class PackedSplit:
         man = _check_manifest(self.dir, {split: csv} if csv is not None else None, st)
         if split not in man['splits']: raise StalePackError(f"{self.dir}: no split {split!r} in the pack (has {list(man['splits'])})")
         self.split, self.meta, self.dates_raw = split, man['splits'][split], man.get('dates', {})
-        self._arrays, self._pid, self._crs = {}, None, {}
+        self._arrays, self._pid, self._crs, self._buffers, self._rows = {}, None, {}, None, {}
 
     def __len__(self): return self.meta['n']
 
@@ -301,14 +303,29 @@ class PackedSplit:
 
     def __repr__(self): return f"PackedSplit({str(self.dir)!r}, {self.split!r}, {len(self)} patches, columns={list(self.meta['columns'])})"
 
-# %% ../../nbs/14_data.pack.ipynb #797f45db
+# %% ../../nbs/14_data.pack.ipynb #3e15750e
+@patch
+def _process(self: PackedSplit) -> None:
+    "Fresh memmap handles and batch buffers in each process (a forked or spawned `DataLoader` worker)"
+    if self._pid != os.getpid():
+        self._arrays, self._pid = {}, os.getpid()
+        self._buffers = BatchBuffers(pin=self._buffers.pin if self._buffers is not None else False)
+
 @patch
 def _col(self: PackedSplit, col: str):
-    if self._pid != os.getpid(): self._arrays, self._pid = {}, os.getpid()  # fresh handles in each worker
-    if col not in self._arrays:
+    self._process()
+    if col not in self._arrays:  # plain ndarray views of the memmaps: numpy's memmap subclass costs per index
         d = self.dir/self.split
-        self._arrays[col] = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r') for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
+        a = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r').view(np.ndarray) for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
+        n = np.diff(a[1])
+        self._arrays[col] = a + ((int(n[0]) if len(n) and (n == n[0]).all() else None),)  # every patch's band count, if one
     return self._arrays[col]
+
+@patch(as_prop=True)
+def buffers(self: PackedSplit) -> BatchBuffers:
+    "This process's reusable batch memory (`gather`, `gather_frames`); set `.pin` to read into page-locked memory"
+    self._process()
+    return self._buffers
 
 @patch
 def _positions(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int, name: str) -> list|None:
@@ -326,7 +343,7 @@ def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None,
          name: str|None=None, # the original file, named in errors
         ) -> tuple[np.ndarray, PatchGeo]:
     "Bands of patch `i` in column `col` as a fresh (C,H,W) array in the file's dtype, with its `PatchGeo`"
-    mm, offs, crs, bounds, tr = self._col(col)
+    mm, offs, crs, bounds, tr = self._col(col)[:5]
     a, b = int(offs[i]), int(offs[i + 1])
     pos = self._positions(col, channels, b - a, name or f"{self.dir}/{self.split}/{col}[{i}]")
     arr = np.array(mm[a:b]) if pos is None else mm[[a + p for p in pos]]
@@ -352,38 +369,151 @@ def transform(self: PackedSplit, col: str, i: int) -> rasterio.Affine:
     "Affine transform of patch `i`'s `col` file (to georeference predictions)"
     return rasterio.Affine(*self._col(col)[4][i])
 
-# %% ../../nbs/14_data.pack.ipynb #8e16a280
+# %% ../../nbs/14_data.pack.ipynb #7f7ee7ff
+_TORCH_DTYPES = {}
+
+def _torch_dtype(dtype) -> torch.dtype:
+    "The torch dtype of a numpy dtype"
+    if dtype not in _TORCH_DTYPES: _TORCH_DTYPES[dtype] = torch.from_numpy(np.empty(0, dtype)).dtype
+    return _TORCH_DTYPES[dtype]
+
 def empty_batch(shape: tuple, # tensor shape
                 dtype: np.dtype, # numpy dtype
                 shared: bool|None=None, # in shared memory; default: inside a DataLoader worker
                ) -> torch.Tensor:
     "An uninitialised tensor, in shared memory when it will cross from a worker to the main process"
-    tdt = torch.from_numpy(np.empty(0, dtype)).dtype
+    tdt = _torch_dtype(dtype)
     if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.from_numpy(np.empty(shape, dtype))  # numpy's allocator: fewer page faults than torch's
     n = int(np.prod(shape))
     st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
     return torch.empty(0, dtype=tdt).set_(st, 0, (n,), (1,)).view(shape)
 
+# %% ../../nbs/14_data.pack.ipynb #8fbc7719
+def _use_count(st: torch.UntypedStorage) -> int: return torch._C._storage_Use_Count(st._cdata)
+
+class BatchBuffers:
+    "Host memory for batch tensors, reused: a buffer is handed out again only once nothing outside the pool holds it"
+    def __init__(self, slots: int=4, # buffers kept per key; when all of them are held, fresh memory (not kept)
+                 pin: bool=False, # page-locked memory when CUDA is present (fresh from torch's caching host allocator)
+                ):
+        self.slots, self.pin, self._rings, self._lock = slots, pin, {}, threading.Lock()
+
+    def __getstate__(self): return {'slots': self.slots, 'pin': self.pin}
+    def __setstate__(self, d): self.__init__(**d)
+    def __repr__(self): return f"BatchBuffers(slots={self.slots}, pin={self.pin}, keys={list(self._rings)})"
+
+# %% ../../nbs/14_data.pack.ipynb #b9877997
+@patch
+def empty(self: BatchBuffers, key: str, # what the memory is for (e.g. a column): each key has its own buffers
+          shape: tuple, # the tensor's shape
+          dtype: np.dtype, # its numpy dtype
+          shared: bool|None=None, # fresh shared memory (`empty_batch`); default: inside a DataLoader worker
+         ) -> torch.Tensor:
+    "An uninitialised contiguous tensor: in a free buffer of `key`, else in fresh memory"
+    if shared or (shared is None and torch.utils.data.get_worker_info() is not None): return empty_batch(shape, dtype, True)
+    if self.pin and torch.cuda.is_available(): return torch.empty(shape, dtype=_torch_dtype(dtype), pin_memory=True)
+    n, tdt = max(1, math.prod(shape)) * np.dtype(dtype).itemsize, _torch_dtype(dtype)
+    with self._lock:
+        ring = self._rings.setdefault(key, [])
+        j = next((j for j, s in enumerate(ring) if _use_count(s) == 1), None)  # held by the ring alone
+        st = ring[j] if j is not None else None
+        if st is None or st.nbytes() < n:
+            st = torch.UntypedStorage(n if st is None else max(n, st.nbytes() * 3 // 2))  # series grow: some headroom
+            if j is not None: ring[j] = st
+            elif len(ring) < self.slots: ring.append(st)
+        return torch.empty(0, dtype=tdt).set_(st, 0, tuple(shape))
+
+# %% ../../nbs/14_data.pack.ipynb #212a3f71
+@patch
+def band_counts(self: PackedSplit, col: str, rows: Sequence[int]) -> np.ndarray:
+    "The number of stored bands of each patch `rows` in `col` (int64)"
+    offs, rows = self._col(col)[1], np.asarray(rows, np.int64)
+    return offs[rows + 1] - offs[rows]
+
+@patch
+def _stored_rows(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int) -> np.ndarray:
+    "Rows, within a patch's stored bands, of `channels` (cached per column and request)"
+    k = (col, tuple(channels) if channels is not None else None, n)
+    if k not in self._rows:
+        pos = self._positions(col, channels, n, f"{self.dir}/{self.split}/{col}")
+        self._rows[k] = np.arange(n) if pos is None else np.asarray(pos, np.int64)
+    return self._rows[k]
+
 @patch
 def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
            channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
-           shared: bool|None=None, # see `empty_batch`
+           shared: bool|None=None, # see `BatchBuffers.empty`
           ) -> torch.Tensor:
     "The bands of patches `rows` in `col` as one (B,C,H,W) tensor in the file's dtype, copied once from the memmap"
-    mm, offs = self._col(col)[:2]
-    rows = [int(r) for r in rows]
-    n = {int(offs[r + 1] - offs[r]) for r in rows}
-    if len(n) > 1: raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4]} hold different band counts {sorted(n)}")
-    pos = self._positions(col, channels, n.pop() if n else 0, f"{self.dir}/{self.split}/{col}")
-    C = (int(offs[rows[0] + 1] - offs[rows[0]]) if rows else 0) if pos is None else len(pos)
-    out = empty_batch((len(rows), C) + mm.shape[1:], mm.dtype, shared)
-    o = out.numpy()
-    for j, r in enumerate(rows):
-        a = int(offs[r])
-        if pos is None: o[j] = mm[a:a + C]
-        else:
-            for q, p in enumerate(pos): o[j, q] = mm[a + p]
+    mm, offs, *_, every = self._col(col)
+    rows = np.asarray(rows, np.int64)
+    if every is not None: a = rows * every  # every patch holds `every` bands
+    else:
+        a, n = offs[rows], offs[rows + 1] - offs[rows]
+        if len(n) and (n != n[0]).any(): raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} hold different band counts {np.unique(n).tolist()}")
+        every = int(n[0]) if len(n) else 0
+    pos = self._stored_rows(col, channels, every)
+    out = self.buffers.empty(col, (len(rows), len(pos)) + mm.shape[1:], mm.dtype, shared)
+    np.take(mm, (a[:, None] + pos).reshape(-1), 0, out.numpy().reshape((-1,) + mm.shape[1:]), 'clip')  # 'clip': no buffered out
     return out
+
+# %% ../../nbs/14_data.pack.ipynb #1eb7d549
+def frame_layout(counts: Sequence[int], # the number of dates of each series of a batch
+                 keep: np.ndarray|None=None, # (sum of counts,) bool: the dates kept, flat over the series in order; None: all
+                ) -> tuple[np.ndarray, ...]:
+    "Of each kept date: its index in the flat dates, its series, its date in that series, its place there once padded; and the kept count of each series"
+    counts = np.asarray(counts, np.int64)
+    flat = np.arange(counts.sum()) if keep is None else np.flatnonzero(keep)
+    series = np.repeat(np.arange(len(counts)), counts)[flat]
+    kept = np.bincount(series, minlength=len(counts))
+    date = flat - (np.cumsum(counts) - counts)[series]
+    return flat, series, date, np.arange(len(flat)) - (np.cumsum(kept) - kept)[series], kept
+
+# %% ../../nbs/14_data.pack.ipynb #5d62fb04
+@patch
+def _date_rows(self: PackedSplit, col: str, bands_per_date: int, channels: Sequence[int]|None) -> np.ndarray:
+    "Rows, within one stored date, of `channels` (0-based; cached per request)"
+    k = (col, bands_per_date, tuple(channels) if channels is not None else None)
+    if k not in self._rows:
+        pos = np.arange(bands_per_date) if channels is None else np.asarray(channels, np.int64) - 1
+        if len(pos) and (pos.min() < 0 or pos.max() >= bands_per_date):
+            raise BandCountError(f"{self.dir}/{self.split}/{col}: channels {list(channels)} (1-based) out of range for {bands_per_date} bands per date")
+        self._rows[k] = pos
+    return self._rows[k]
+
+# %% ../../nbs/14_data.pack.ipynb #b0d08146
+@patch
+def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
+                  counts: Sequence[int], # the number of dates of each row (its stored bands / `bands_per_date`)
+                  keep: np.ndarray|None, # the dates to copy, flat over the rows' dates (see `frame_layout`); None: all
+                  bands_per_date: int, # bands of one date as stored
+                  channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
+                  shared: bool|None=None, # see `BatchBuffers.empty`
+                  layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
+                 ) -> torch.Tensor:
+    "The kept dates of series `rows` in `col` as one (B,T,C,H,W) tensor zero-padded to the longest, copied once"
+    mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
+    pos = self._date_rows(col, bands_per_date, channels)
+    if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
+        raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
+    _, series, date, place, kept = layout or frame_layout(counts, keep)
+    B, T = len(rows), int(kept.max(initial=0))
+    out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
+    if not len(series): return out
+    src = np.full((B, T), offs[rows[series[0]]] + date[0] * bands_per_date)  # padding: some stored date, zeroed below
+    src[series, place] = offs[rows[series]] + date * bands_per_date
+    o = out.numpy()
+    np.take(mm, (src[..., None] + pos).reshape(-1), 0, o.reshape((-1,) + mm.shape[1:]), 'clip')
+    o[np.arange(T) >= kept[:, None]] = 0
+    return out
+
+# %% ../../nbs/14_data.pack.ipynb #f65b79bf
+@patch
+def stacked(self: PackedSplit, col: str, rows: Sequence[int]) -> np.ndarray:
+    "Every stored band of patches `rows` in `col`, one patch after another: a fresh (sum of their bands, H, W) array"
+    mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
+    a, n = offs[rows], offs[rows + 1] - offs[rows]
+    return np.take(mm, np.arange(n.sum()) + np.repeat(a - (np.cumsum(n) - n), n), 0)
 
 # %% ../../nbs/14_data.pack.ipynb #82dfbd47
 def run(cfg: dict, # resolved training config with `paths.packed_dir`

@@ -23,7 +23,8 @@ from flairhub_nb.data.io import (
 
 # %% auto #0
 __all__ = ['TS_BANDS_PER_DATE', 'DATES_GPKG', 'DATES_KEY', 'EMPTY_FALLBACKS', 'AVERAGE_MODES', 'InvalidDateError',
-           'parse_ref_date', 'day_offsets', 'SentinelDates', 'reshape_series', 'filter_dates', 'temporal_average']
+           'parse_ref_date', 'day_offsets', 'SentinelDates', 'reshape_series', 'filter_frames', 'filter_dates',
+           'temporal_average']
 
 # %% ../../nbs/11_data.sentinel.ipynb #a61def97
 TS_BANDS_PER_DATE = {'SENTINEL2_TS': 10, 'SENTINEL2_MSK-SC': 2, 'SENTINEL1-ASC_TS': 2, 'SENTINEL1-DESC_TS': 2}
@@ -138,6 +139,31 @@ def reshape_series(arr: np.ndarray, # (T*C,H,W) as read from the file
 # %% ../../nbs/11_data.sentinel.ipynb #b96ab419
 EMPTY_FALLBACKS = ('least_cloudy', 'empty', 'all')
 
+def filter_frames(mask: np.ndarray, # (N,2,H,W) [snow, cloud] probabilities 0-100 of several series, one after another
+                  lengths: Sequence[int], # the number of dates of each series (they sum to N)
+                  max_cloud: float=1, # a pixel is clear when cloud <= max_cloud ...
+                  max_snow: float=1, # ... and snow <= max_snow
+                  max_frac_cover: float=0.05, # a date is kept when at most this fraction of pixels is not clear
+                  empty_fallback: str='least_cloudy', # when even the snow-only test keeps nothing: see above
+                 ) -> np.ndarray:
+    "Which dates to keep, (N,) bool: each series filtered on its own, the pixel counts done once for all"
+    if empty_fallback not in EMPTY_FALLBACKS:
+        raise ValueError(f"empty_fallback {empty_fallback!r} is not one of {EMPTY_FALLBACKS}")
+    N, npix, lengths = mask.shape[0], mask.shape[-1] * mask.shape[-2], np.asarray(lengths, np.int64)
+    if N != lengths.sum(): raise ValueError(f"filter_frames: {N} dates of masks but lengths {lengths.tolist()[:8]} sum to {lengths.sum()}")
+    snow_ok = (mask[:, 0] <= max_snow).reshape(N, npix)
+    clear = (snow_ok & (mask[:, 1] <= max_cloud).reshape(N, npix)).sum(1)
+    limit, seg = max_frac_cover * npix, np.repeat(np.arange(len(lengths)), lengths)
+    k1, k2 = npix - clear <= limit, npix - snow_ok.sum(1) <= limit  # the cloud-and-snow test, the snow-only retry
+    has1, has2 = np.bincount(seg, k1, len(lengths)) > 0, np.bincount(seg, k2, len(lengths)) > 0
+    keep, starts = np.where(has1[seg], k1, k2), np.cumsum(lengths) - lengths
+    for s in np.flatnonzero(~has1 & ~has2 & (lengths > 0) & (empty_fallback != 'empty')):
+        a, b = starts[s], starts[s] + lengths[s]
+        if empty_fallback == 'all': keep[a:b] = True
+        else: keep[a + int(np.argmax(clear[a:b]))] = True
+    return keep
+
+# %% ../../nbs/11_data.sentinel.ipynb #e7a4830e
 def filter_dates(mask: np.ndarray, # (T,2,H,W) [snow, cloud] probabilities 0-100
                  max_cloud: float=1, # a pixel is clear when cloud <= max_cloud ...
                  max_snow: float=1, # ... and snow <= max_snow
@@ -145,20 +171,7 @@ def filter_dates(mask: np.ndarray, # (T,2,H,W) [snow, cloud] probabilities 0-100
                  empty_fallback: str='least_cloudy', # when even the snow-only test keeps nothing: see above
                 ) -> np.ndarray:
     "Indices of the Sentinel-2 dates to keep (int64, increasing)"
-    if empty_fallback not in EMPTY_FALLBACKS:
-        raise ValueError(f"empty_fallback {empty_fallback!r} is not one of {EMPTY_FALLBACKS}")
-    T = mask.shape[0]
-    npix = mask.shape[-1] * mask.shape[-2]
-    snow_ok = mask[:, 0] <= max_snow
-    clear = (snow_ok & (mask[:, 1] <= max_cloud)).reshape(T, npix).sum(1)
-    limit = max_frac_cover * npix
-    keep = np.flatnonzero(npix - clear <= limit)
-    if keep.size: return keep
-    keep = np.flatnonzero(npix - snow_ok.reshape(T, npix).sum(1) <= limit)
-    if keep.size or T == 0: return keep
-    if empty_fallback == 'empty': return keep
-    if empty_fallback == 'all': return np.arange(T)
-    return np.array([int(np.argmax(clear))])
+    return np.flatnonzero(filter_frames(mask, [len(mask)], max_cloud, max_snow, max_frac_cover, empty_fallback)).astype(np.int64)
 
 # %% ../../nbs/11_data.sentinel.ipynb #57a0d325
 AVERAGE_MODES = ('monthly', 'semi-monthly')

@@ -304,6 +304,8 @@ def _loader(self: FlairHubDataModule, ds, bs, sampler=None, drop_last=False):
     from flairhub_nb.data.dataset import pad_collate
     t = getattr(self, 'trainer', None)
     pin = t is not None and t.strategy.root_device.type == 'cuda'
+    if getattr(ds, 'packed', None) is not None and getattr(ds, 'raw', False):  # batches read straight into page-locked memory
+        ds.packed.buffers.pin = pin and self.num_workers == 0  # (a worker's go to shared memory; the loader pins them)
     return DataLoader(ds, batch_size=bs, sampler=sampler, drop_last=drop_last, collate_fn=pad_collate, pin_memory=pin,
                       num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
