@@ -90,7 +90,9 @@ def pack_mismatch(columns: dict, # the manifest's `built_from['columns']`: col -
     "(config key, problem) for each thing the settings need that the pack does not hold"
     P = []
     for col, want in pack_columns(st).items():
-        if col not in columns: P.append((_column_key(col), f"{col} is not in the pack (it holds {sorted(columns)})")); continue
+        if col not in columns:
+            P.append((_column_key(col), f"{col} is not in the pack (it holds {sorted(columns)})"))
+            continue
         have = columns[col].get('bands')
         if want and have and not set(want) <= set(have): P.append((_column_key(col, True), f"bands {want} of {col} wanted, the pack holds {have}"))
     for t, (b, k) in st.tasks.items():

@@ -64,7 +64,9 @@ class WarmupThenPlateau:
         self.plateau, self.steps = plateau(optimizer, hp), 0
     def step_batch(self):
         "Advance the warm-up by one optimisation step (no-op once it is over)"
-        if self.steps < self.warmup_steps: self.warmup.step(); self.steps += 1
+        if self.steps < self.warmup_steps:
+            self.warmup.step()
+            self.steps += 1
     def step_epoch(self, val_loss: float):
         "Feed the epoch's validation loss to the plateau rule once the warm-up is over"
         if self.steps >= self.warmup_steps: self.plateau.step(val_loss)
