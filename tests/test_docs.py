@@ -164,6 +164,7 @@ def test_unexecuted_and_failed_pages(site):
     tmp, proj, docs, r = site
     hub = text_of(browse(docs/'hub.html', tmp))
     assert 'def open_catalog(' in hub and 'Dataset hub' in hub                       # API docs without execution
+    assert 'zip(s)' in hub and 'from local mirror' in hub   # and the outputs stored in the notebook, as quarto shows them
     broken = text_of(browse(docs/'broken.html', tmp, ARTEFACTS/'broken.png'))
     assert 'Outputs not shown: executing this notebook failed' in broken and 'boom: injected failure' in broken
     unproc = text_of(browse(docs/'unprocessable.html', tmp))
@@ -182,6 +183,15 @@ def test_readme_only(site):
     assert 'generated from nbs/index.ipynb' in md.splitlines()[0]
 
 
+def test_default_build_executes_only_widget_pages():
+    "By default the site shows stored outputs (as quarto does) and runs only the notebooks whose widgets need live state"
+    sys.path.insert(0, str(ROOT/'tools'))
+    import build_docs
+    assert build_docs.shows_widgets(ROOT/'nbs'/'51_viz.maps.ipynb') and build_docs.shows_widgets(ROOT/'nbs'/'explore.ipynb')
+    assert not build_docs.shows_widgets(ROOT/'nbs'/'01_nomenclature.ipynb')
+    assert not build_docs.shows_widgets(ROOT/'nbs'/'50_viz.plots.ipynb')
+
+
 @pytest.mark.slow
 def test_full_site(tmp_path):
     "The whole site from the repository's notebooks, every notebook executed (minutes)"
@@ -189,7 +199,8 @@ def test_full_site(tmp_path):
     r = build(ROOT, '--out', str(out), timeout=3600)
     assert r.returncode == 0, r.stderr[-4000:]
     rep = json.loads((out/'build_report.json').read_text())
-    nbs = {p.name for p in (ROOT/'nbs').glob('*.ipynb')}
+    nbs = {p.relative_to(ROOT/'nbs').as_posix() for p in (ROOT/'nbs').rglob('*.ipynb')
+           if not any(s.startswith(('_', '.')) for s in p.relative_to(ROOT/'nbs').parts)}
     assert set(rep) == nbs, set(rep) ^ nbs
     dom = browse(out/'index.html', tmp_path, ARTEFACTS/'full_index.png')
     assert all(re.search(rf"href=['\"]{re.escape(n)}", dom) for n in ('viz.plots.html', 'hub.html'))
