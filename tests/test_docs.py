@@ -183,6 +183,21 @@ def test_readme_only(site):
     assert 'generated from nbs/index.ipynb' in md.splitlines()[0]
 
 
+def test_every_notebook_passes_nbdev_docs_processing(tmp_path):
+    "nbdev's docs processing (which runs show_doc cells and every cell holding an import) succeeds on every notebook"
+    sys.path.insert(0, str(ROOT/'tools'))
+    import build_docs
+    proj = tmp_path/'proj'
+    proj.mkdir()
+    shutil.copy2(ROOT/'pyproject.toml', proj)
+    shutil.copytree(ROOT/'nbs', proj/'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_*'))
+    shutil.copytree(ROOT/'flairhub_nb', proj/'flairhub_nb', ignore=shutil.ignore_patterns('__pycache__'))
+    proc, failed = build_docs.process_notebooks(proj, n_workers=2)
+    assert not failed, '\n'.join(f"{k}: {v}" for k, v in failed.items())
+    n = len(build_docs.source_notebooks(proj/'nbs'))
+    assert n >= 40 and len(list(proc.rglob('*.ipynb'))) == n
+
+
 def test_default_build_executes_only_widget_pages():
     "By default the site shows stored outputs (as quarto does) and runs only the notebooks whose widgets need live state"
     sys.path.insert(0, str(ROOT/'tools'))

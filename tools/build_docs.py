@@ -222,13 +222,13 @@ def execute(nb_path: Path, skip_flags, timeout: int) -> tuple[nbformat.NotebookN
 
 
 def transfer_outputs(executed, processed) -> int:
-    "Copy outputs of executed source cells onto processed cells with the same code; returns the cells filled"
+    "Outputs of executed source cells onto the processed cells with the same code (replacing stored ones); returns the cells filled"
     by_src: dict[str, list] = {}
     for c in executed.cells:
         if c.cell_type == 'code' and c.get('outputs'): by_src.setdefault(strip_directives(c.source), []).append(c)
     n = 0
     for c in processed.cells:
-        if c.cell_type != 'code' or c.get('outputs'): continue
+        if c.cell_type != 'code': continue
         hits = by_src.get(strip_directives(c.source))
         if hits:
             src = hits.pop(0); c.outputs = copy.deepcopy(src.outputs); c.execution_count = src.get('execution_count'); n += 1

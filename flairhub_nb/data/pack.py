@@ -305,40 +305,6 @@ class PackedSplit:
 
     def __repr__(self): return f"PackedSplit({str(self.dir)!r}, {self.split!r}, {len(self)} patches, columns={list(self.meta['columns'])})"
 
-# %% ../../nbs/14_data.pack.ipynb #3e15750e
-@patch
-def _process(self: PackedSplit) -> None:
-    "Fresh memmap handles and batch buffers in each process (a forked or spawned `DataLoader` worker)"
-    if self._pid != os.getpid():
-        self._arrays, self._pid = {}, os.getpid()
-        self._buffers = BatchBuffers(pin=self._buffers.pin if self._buffers is not None else False)
-
-@patch
-def _col(self: PackedSplit, col: str):
-    self._process()
-    if col not in self._arrays:  # plain ndarray views of the memmaps: numpy's memmap subclass costs per index
-        d = self.dir/self.split
-        a = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r').view(np.ndarray) for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
-        n = np.diff(a[1])
-        self._arrays[col] = a + ((int(n[0]) if len(n) and (n == n[0]).all() else None),)  # every patch's band count, if one
-    return self._arrays[col]
-
-@patch(as_prop=True)
-def buffers(self: PackedSplit) -> BatchBuffers:
-    "This process's reusable batch memory (`gather`, `gather_frames`); set `.pin` to read into page-locked memory"
-    self._process()
-    return self._buffers
-
-@patch
-def _positions(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int, name: str) -> list|None:
-    "Rows of the stored bands that hold `channels` (None: all of them, in order)"
-    have = self.meta['columns'][col].get('bands')
-    if channels is None or list(channels) == have: return None
-    if have is None: return [c - 1 for c in _check_channels(name, channels, n)]
-    miss = [c for c in channels if c not in have]
-    if miss: raise StalePackError(f"{name}: its pack in {self.dir} holds bands {have} of {col}, not {miss}; {_column_key(col, True)} changed? rebuild with flairhub_pack --config X")
-    return [have.index(c) for c in channels]
-
 # %% ../../nbs/14_data.pack.ipynb #2103775b
 @patch
 def read(self: PackedSplit, col: str, i: int, channels: Sequence[int]|None=None, # 1-based bands, all when None
@@ -424,6 +390,40 @@ def empty(self: BatchBuffers, key: str, # what the memory is for (e.g. a column)
             if j is not None: ring[j] = st
             elif len(ring) < self.slots: ring.append(st)
         return torch.empty(0, dtype=tdt).set_(st, 0, tuple(shape))
+
+# %% ../../nbs/14_data.pack.ipynb #3e15750e
+@patch
+def _process(self: PackedSplit) -> None:
+    "Fresh memmap handles and batch buffers in each process (a forked or spawned `DataLoader` worker)"
+    if self._pid != os.getpid():
+        self._arrays, self._pid = {}, os.getpid()
+        self._buffers = BatchBuffers(pin=self._buffers.pin if self._buffers is not None else False)
+
+@patch
+def _col(self: PackedSplit, col: str):
+    self._process()
+    if col not in self._arrays:  # plain ndarray views of the memmaps: numpy's memmap subclass costs per index
+        d = self.dir/self.split
+        a = tuple(np.load(d/f'{col}{x}.npy', mmap_mode='r').view(np.ndarray) for x in ('', '.offsets', '.crs', '.bounds', '.transform'))
+        n = np.diff(a[1])
+        self._arrays[col] = a + ((int(n[0]) if len(n) and (n == n[0]).all() else None),)  # every patch's band count, if one
+    return self._arrays[col]
+
+@patch(as_prop=True)
+def buffers(self: PackedSplit) -> BatchBuffers:
+    "This process's reusable batch memory (`gather`, `gather_frames`); set `.pin` to read into page-locked memory"
+    self._process()
+    return self._buffers
+
+@patch
+def _positions(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int, name: str) -> list|None:
+    "Rows of the stored bands that hold `channels` (None: all of them, in order)"
+    have = self.meta['columns'][col].get('bands')
+    if channels is None or list(channels) == have: return None
+    if have is None: return [c - 1 for c in _check_channels(name, channels, n)]
+    miss = [c for c in channels if c not in have]
+    if miss: raise StalePackError(f"{name}: its pack in {self.dir} holds bands {have} of {col}, not {miss}; {_column_key(col, True)} changed? rebuild with flairhub_pack --config X")
+    return [have.index(c) for c in channels]
 
 # %% ../../nbs/14_data.pack.ipynb #212a3f71
 @patch
