@@ -35,7 +35,7 @@ OA 50 %: `make demo`'s 20 epochs did not finish in time), 1024 m zone, band 4 px
      tile/4 costs (2048/1024)² / (2048/1792)² = 3.1x the tiles of tile/16 per km² for no measured gain. The disagreement
      inside tiles (16-32 %) is this weak model's sensitivity to where a pixel sits in its tile, not seams.
 """
-import argparse, json, math, os, resource, subprocess, sys, tempfile, time
+import argparse, json, os, resource, subprocess, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -151,7 +151,7 @@ def main():
     ref.update(compare(ref, ref['pred'], a.band, labels))
     hdr = (f"{'mode':6s} {'margin':>6s} {'stride':>6s} {'tiles':>6s} {'CPU-s':>7s} {'CPU-s/km²':>10s} {'wall-s':>7s} "
            f"{'border %':>9s} {'inside %':>9s} {'all %':>7s} {'border px %':>11s} {'OA %':>6s}")
-    print('\nargmax disagreement with the reference output (blend, margin %d), %s' % (ref_m, uptime()))
+    print(f'\nargmax disagreement with the reference output (blend, margin {ref_m}), {uptime()}')
     print(hdr)
     for r in rows + [ref]:
         print(f"{r['mode']:6s} {r['margin']:6d} {r['stride']:6d} {r['tiles']:6d} {r['cpu_s']:7.1f} {r['cpu_s'] / km2:10.1f} "
