@@ -39,6 +39,13 @@ CPU-s for both ways, did not fit), first with the former default margin 512 (sam
     0.26km² reference         9    357.3    737.7    1.28        5925
   -> at equal tiles, blending and channels-last cost what cropping costs (CPU-s 0.99x; the wall ratio is the load);
      the peak RSS is 14 % lower.
+  then with the default margin 128 (tile/16, chosen by benchmarks/bench_zonal_seams.py):
+  02:53:00 up  5:33,  0 user,  load average: 6.72, 6.37, 6.08
+       zone way           tiles    CPU-s   wall-s   km²/h peak RSS MB   ours/reference:  CPU-s wall-s  km²/h   RSS
+    0.26km² ours_default      4    136.3     83.7   11.27        5140                     0.40   0.15   6.72  0.85
+    0.26km² reference         9    338.6    562.7    1.68        6015
+  -> 2.48x the reference's km² per CPU-second (4 tiles instead of 9); the wall ratio (6.7x) is mostly load (ours ran at
+     load 2, the reference at 6.7). Peak RSS 15 % lower; both about 5-6 GB, set by one 2048 px swin-tiny tile in fp32.
 """
 import argparse, json, math, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
