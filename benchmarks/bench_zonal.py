@@ -25,6 +25,27 @@ Measured on the project's 2-core AMD EPYC (AVX512-BF16) VM, load average < 2, GS
   reference   1 km²     6.4 s   0.156    560     11.9   4816 MB
   reference   25 km²  160.6 s   0.156    560    300.4   5635 MB   (+17 % vs 1 km²)
   -> 25 km²: ours 4.1x the reference's throughput (wall; 4.7x per CPU-second), fp32 only 3.4x; 1 km²: 2.8x.
+
+`--e2e-swin` (issue 12, 5b): end to end at the real 0.2 m with swin-tiny UPerNet (`swin_tiny_patch4_window7_224-upernet`,
+random weights, `encoder_weights=None`) on a 0.26 km² (2560² px) and a 1 km² (5120² px) zone: `ours_default` (the
+config defaults of `ZONAL_DEFAULTS`: blend, its tile/margin/batch/strip, channels-last, `cpu_bf16` as the default)
+beside the reference's way (2048 px tiles, 512 margin crop, batch 1, fp32), each (way, zone) in its own subprocess;
+prints `uptime` before and after and a table of CPU-s, wall-s, km²/h, peak RSS and the ratios ours / reference.
+Measured (shared 2-core VM, load 5-9, no AVX512-BF16 so fp32 both; only the 0.26 km² zone: the 1 km² one, ~2,000
+CPU-s for both ways, did not fit), first with the former default margin 512 (same tiles as the reference's way):
+  02:37:47 up  5:18,  0 user,  load average: 5.12, 6.19, 7.35
+       zone way           tiles    CPU-s   wall-s   km²/h peak RSS MB   ours/reference:  CPU-s wall-s  km²/h   RSS
+    0.26km² ours_default      9    352.9   1069.0    0.88        5102                     0.99   1.45   0.69  0.86
+    0.26km² reference         9    357.3    737.7    1.28        5925
+  -> at equal tiles, blending and channels-last cost what cropping costs (CPU-s 0.99x; the wall ratio is the load);
+     the peak RSS is 14 % lower.
+  then with the default margin 128 (tile/16, chosen by benchmarks/bench_zonal_seams.py):
+  02:53:00 up  5:33,  0 user,  load average: 6.72, 6.37, 6.08
+       zone way           tiles    CPU-s   wall-s   km²/h peak RSS MB   ours/reference:  CPU-s wall-s  km²/h   RSS
+    0.26km² ours_default      4    136.3     83.7   11.27        5140                     0.40   0.15   6.72  0.85
+    0.26km² reference         9    338.6    562.7    1.68        6015
+  -> 2.48x the reference's km² per CPU-second (4 tiles instead of 9); the wall ratio (6.7x) is mostly load (ours ran at
+     load 2, the reference at 6.7). Peak RSS 15 % lower; both about 5-6 GB, set by one 2048 px swin-tiny tile in fp32.
 """
 import argparse, json, math, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -36,6 +57,18 @@ WAYS = {
     'reference': dict(stitching='crop', img_pixels_detection=2048, margin=512, batch_size=1, max_strip_px=1024, cpu_bf16=False,
                       channels_last=False),
 }
+SWIN_TINY = 'swin_tiny_patch4_window7_224-upernet'
+E2E_AREAS = [0.262144, 1.048576]  # 2560² and 5120² px at 0.2 m
+
+
+def default_way() -> dict:
+    "Our config defaults (`ZONAL_DEFAULTS`) for the keys the ways set"
+    from flairhub_nb.config import ZONAL_DEFAULTS
+    keys = ('stitching', 'img_pixels_detection', 'margin', 'batch_size', 'max_strip_px', 'cpu_bf16', 'channels_last')
+    return {k: ZONAL_DEFAULTS[k] for k in keys}
+
+
+def uptime() -> str: return subprocess.run(['uptime'], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def cpu_has_bf16() -> bool:
@@ -104,18 +137,43 @@ def seam_quality(a, base: dict, zones: dict, tmp: Path, results: list) -> list:
     return extra
 
 
+def print_e2e(by: dict, areas: list, ours: list) -> None:
+    "The 5b table: per zone and way CPU-s, wall-s, km²/h, peak RSS, and each of ours / the reference's"
+    print(f"\n{uptime()}")
+    print(f"{'zone':>9s} {'way':12s} {'tiles':>6s} {'CPU-s':>8s} {'wall-s':>8s} {'km²/h':>7s} {'peak RSS MB':>11s}   "
+          f"ours/reference: {'CPU-s':>6s} {'wall-s':>6s} {'km²/h':>6s} {'RSS':>5s}")
+    for area in areas:
+        ref = by.get(('reference', area))
+        for way in ours + ['reference']:
+            r = by.get((way, area))
+            if r is None: continue
+            ratio = ''
+            if ref is not None and way != 'reference':
+                ratio = ''.join(f" {r[k] / ref[k]:6.2f}" for k in ('cpu_s', 'wall_s', 'km2_per_h')) + f" {r['peak_rss_mb'] / ref['peak_rss_mb']:5.2f}"
+            print(f"{area:6.2f}km² {way:12s} {r['tiles']:6d} {r['cpu_s']:8.1f} {r['wall_s']:8.1f} {r['km2_per_h']:7.2f} "
+                  f"{r['peak_rss_mb']:11.0f}   {'':15s}{ratio}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--gsd', type=float, default=1.0, help='aerial pixel size of both zones (m); 0.2 is the real one')
-    ap.add_argument('--areas', type=float, nargs='+', default=[1.0, 25.0], help='zone areas in km²')
+    ap.add_argument('--gsd', type=float, default=None, help='aerial pixel size of both zones (m, default 1.0); 0.2 is the real one')
+    ap.add_argument('--areas', type=float, nargs='+', default=None, help='zone areas in km² (default 1 25)')
     ap.add_argument('--ref-areas', type=float, nargs='*', default=None, help="zones the reference's way runs on (all)")
-    ap.add_argument('--ways', nargs='+', default=list(WAYS), choices=list(WAYS))
+    ap.add_argument('--ways', nargs='+', default=None, choices=list(WAYS) + ['ours_default'])
+    ap.add_argument('--arch', default=None, help='monotemp_arch of the random-weight model (default test_convnext-upernet)')
+    ap.add_argument('--e2e-swin', action='store_true', help='issue 12 5b: 0.2 m, swin-tiny UPerNet, 2560² and 5120² px '
+                    'zones, ours_default and reference (sets --gsd, --areas, --arch, --ways unless given)')
     ap.add_argument('--out', default=None, help='also write the results as JSON here')
     ap.add_argument('--seams', action='store_true', help='seam quality: disagreement of each way with one seamless '
                     'whole-zone prediction (one tile covering the zone plus 64 px context) on the smallest zone')
     ap.add_argument('--worker', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker: return worker(a.worker)
+    e2e = a.e2e_swin
+    a.gsd = a.gsd or (0.2 if e2e else 1.0)
+    a.areas = a.areas or (E2E_AREAS if e2e else [1.0, 25.0])
+    a.arch = a.arch or (SWIN_TINY if e2e else 'test_convnext-upernet')
+    a.ways = a.ways or (['ours_default', 'reference'] if e2e else list(WAYS))
     import torch
     from flairhub_nb.models.fusion import FlairHubModel
     from flairhub_nb.models.checkpoint import save_checkpoint
@@ -128,20 +186,23 @@ def main():
     for area in a.areas:
         side = round(math.sqrt(area) * 1000 / a.gsd)
         zones[area] = make_zone(tmp / f'zone_{area:g}km2.tif', side, a.gsd)
-    base = zonal_config({'AERIAL_RGBI': zones[a.areas[0]]}, ('AERIAL_RGBI',), monotemp_arch='test_convnext-upernet',
+    base = zonal_config({'AERIAL_RGBI': zones[a.areas[0]]}, ('AERIAL_RGBI',), monotemp_arch=a.arch,
                         output_px_meters=a.gsd, use_gpu=False, num_worker=0, output_path=str(tmp / 'out'))
     torch.manual_seed(0)
     mc = zonal_training_config(load_zonal_config(base, need_weights=False))
-    base['model_weights'] = str(save_checkpoint(FlairHubModel(mc, {'AERIAL_RGBI': 512}), tmp / 'tiny.safetensors'))
+    model = FlairHubModel(mc, {'AERIAL_RGBI': 512}, encoder_weights=None)
+    base['model_weights'] = str(save_checkpoint(model, tmp / 'weights.safetensors'))
+    del model
     results = []
-    print(f"CPU threads {torch.get_num_threads()}, bf16 autocast {'on' if bf16 else 'off (no AVX512-BF16/AMX)'}; "
-          f"GSD {a.gsd} m; model test_convnext-upernet; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(uptime(), flush=True)
+    print(f"CPU threads {torch.get_num_threads()}, bf16 autocast {'on' if bf16 else 'off (no AVX512-BF16/AMX)'} in 'ours'; "
+          f"GSD {a.gsd} m; model {a.arch}; load average {os.getloadavg()[0]:.1f}", flush=True)
     for area, path in zones.items():
         for way in a.ways:
             if way == 'reference' and area not in ref_areas: continue
             cfg = json.loads(json.dumps(base))
             cfg['modalities']['AERIAL_RGBI']['input_img_path'] = str(path)
-            cfg.update(WAYS[way], output_name=f'{way}_{area:g}')
+            cfg.update(default_way() if way == 'ours_default' else WAYS[way], output_name=f'{way}_{area:g}')
             if way == 'ours' and not bf16: cfg['cpu_bf16'] = False
             cp = tmp / f'{way}_{area:g}.json'; cp.write_text(json.dumps(cfg))
             r = subprocess.run([sys.executable, __file__, '--worker', str(cp)], capture_output=True, text=True, check=False)
@@ -157,8 +218,9 @@ def main():
                   f"peak RSS {res['peak_rss_mb']:7.0f} MB  (load {res['load']:.1f})", flush=True)
     if a.seams: results += seam_quality(a, base, zones, tmp, results)
     by = {(r['way'], r['area_km2']): r for r in results}
+    if a.e2e_swin: print_e2e(by, a.areas, [w for w in a.ways if w != 'reference'])
     for area in a.areas:
-        for way in ('ours', 'ours_fp32'):
+        for way in ('ours', 'ours_fp32', 'ours_default'):
             if (way, area) in by and ('reference', area) in by:
                 print(f"{area:g} km²: {way} / reference throughput = {by[way, area]['px_per_s'] / by['reference', area]['px_per_s']:.2f}x "
                       f"(wall), {by[way, area]['px_per_cpu_s'] / by['reference', area]['px_per_cpu_s']:.2f}x (per CPU-second)")
