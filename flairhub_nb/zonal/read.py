@@ -209,6 +209,7 @@ def _read_series(self: ZoneReader, m: str, t: Tile) -> tuple[np.ndarray, np.ndar
     msk = read_window(dss[m + ':clouds'], w, size, resampling=Resampling.nearest) if s.filter_clouds else None
     return self.series_from_raw(m, read_window(dss[m], w, size), msk)
 
+# %% ../../nbs/41_zonal.read.ipynb #b7e1c0a2
 @patch
 def series_from_raw(self: ZoneReader, m: str, # time-series modality
                     raw: np.ndarray, # (T*bands, P, P) one tile's bands as read
@@ -226,6 +227,7 @@ def series_from_raw(self: ZoneReader, m: str, # time-series modality
     if s.temporal_average: return temporal_average(x, dates, s.temporal_average, self.ref_date)
     return x.astype(np.float32), day_offsets(dates, self.ref_date).astype(np.float32)
 
+# %% ../../nbs/41_zonal.read.ipynb #b7e1c0a4
 @patch
 def valid(self: ZoneReader, t: Tile) -> np.ndarray:
     "(P,P) bool: where tile `t` has data in the reference modality"
