@@ -22,7 +22,7 @@ from .index import check_index_files, read_split_csv, read_split_gpkg, select_do
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
                                  read_patch_geo)
-from .pack import PackedSplit, frame_layout
+from .pack import PackedSplit, frame_layout, run_copy
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
                                        day_offsets, filter_dates, filter_frames, reshape_series, temporal_average)
 
@@ -336,30 +336,51 @@ def _date_table(self: FlairHubDataset, m: str) -> tuple[np.ndarray, np.ndarray, 
     return self._date_tables[m]
 
 @patch
-def _series_keep(self: FlairHubDataset, m: str, rows: np.ndarray, counts: np.ndarray) -> tuple[bool, np.ndarray|None]:
-    "Whether the pack holds `counts` dates of series `m` for `rows` (and their masks), and the dates the S2 filter keeps (None: all)"
-    st, ps, ch, bpd = self.st, self.packed, self.st.channels.get(m), TS_BANDS_PER_DATE[m]
-    if (ch and not all(1 <= c <= bpd for c in ch)) or not np.array_equal(ps.band_counts(m, rows), counts * bpd): return False, None
+def _series_ok(self: FlairHubDataset, m: str) -> np.ndarray:
+    "Of each patch, whether the pack holds its dates of series `m` (and their masks when S2 is filtered) in the wanted channels; built once"
+    if ('ok', m) not in self._date_tables:
+        st, ps, ch, bpd, counts = self.st, self.packed, self.st.channels.get(m), TS_BANDS_PER_DATE[m], self._date_table(m)[1]
+        ok = (ps.band_counts(m, self.rows) == counts * bpd) & (not ch or all(1 <= c <= bpd for c in ch))
+        if m == 'SENTINEL2_TS' and st.filter_s2: ok &= ps.band_counts(S2_MASK, self.rows) == counts * TS_BANDS_PER_DATE[S2_MASK]
+        self._date_tables[('ok', m)] = ok
+    return self._date_tables[('ok', m)]
+
+@patch
+def _series_keep(self: FlairHubDataset, m: str, idx: np.ndarray, counts: np.ndarray) -> tuple[bool, np.ndarray|None]:
+    "Whether the pack holds `counts` dates of series `m` for patches `idx` (and their masks), and the dates the S2 filter keeps (None: all)"
+    st = self.st
+    if not self._series_ok(m)[idx].all(): return False, None
     if not (m == 'SENTINEL2_TS' and st.filter_s2): return True, None
-    if not np.array_equal(ps.band_counts(S2_MASK, rows), counts * TS_BANDS_PER_DATE[S2_MASK]): return False, None
-    mask = ps.stacked(S2_MASK, rows)
-    return True, filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), counts,
-                               empty_fallback=self.empty_fallback, **st.filter_args)
+    known = self._date_tables.setdefault(('keep', m), {})  # patch -> its kept dates: each patch's masks are read and filtered once
+    new = np.array(list(dict.fromkeys(i for i in idx.tolist() if i not in known)), np.int64)
+    if len(new):
+        c, mask = self._date_table(m)[1][new], self.packed.stacked(S2_MASK, self.rows[new])
+        k = filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), c, empty_fallback=self.empty_fallback, **st.filter_args)
+        known.update(zip(new.tolist(), np.split(k, np.cumsum(c)[:-1])))
+    return True, np.concatenate([known[i] for i in idx.tolist()])
+
 
 # %% ../../nbs/12_data.dataset.ipynb #d1c80dc5
 @patch
-def _read_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple:
-    "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
+def _plan_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple[tuple, tuple|None]:
+    "(B,T,C,H,W) frames (filled by the returned `run_copy` job), (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
     first, count, day = self._date_table(m)
     counts = count[idx]
-    ok, keep = self._series_keep(m, rows, counts) if not self.st.averaging.get(m) else (False, None)
-    if not ok: return self._series_per_patch(m, idx, rows)  # averaged, or a count off: read_series names the file
+    ok, keep = self._series_keep(m, idx, counts) if not self.st.averaging.get(m) else (False, None)
+    if not ok: return self._series_per_patch(m, idx, rows), None  # averaged, or a count off: read_series names the file
     lay = frame_layout(counts, keep)
     _, series, date, place, kept = lay
     offs = np.zeros((len(idx), int(kept.max(initial=0))), np.float32)
     offs[series, place] = day[first[idx][series] + date]
-    ts = self.packed.gather_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
-    return ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])
+    ts, job = self.packed.plan_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
+    return (ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])), job
+
+@patch
+def _read_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple:
+    "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
+    out, job = self._plan_series_batch(m, idx, rows)
+    run_copy(job)
+    return out
 
 # %% ../../nbs/12_data.dataset.ipynb #d4ebfb09
 @patch
@@ -370,10 +391,16 @@ def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     rows = self.rows[idx]
     batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
     batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
+    jobs = []
     for m in st.modalities:
-        if m in MONO_MODALITIES: batch[m] = ps.gather(m, rows, st.channels.get(m))
-        else: batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK'] = self._read_series_batch(m, idx, rows)
-    for t, (band, _) in st.tasks.items(): batch[t] = ps.gather(t, rows, [band])[:, 0]
+        if m in MONO_MODALITIES: batch[m], job = ps.plan_gather(m, rows, st.channels.get(m))
+        else: (batch[m], batch[DATES_KEY[m]], batch[f'{m}_PAD_MASK']), job = self._plan_series_batch(m, idx, rows)
+        jobs.append(job)
+    for t, (band, _) in st.tasks.items():
+        out, job = ps.plan_gather(t, rows, [band])
+        batch[t] = out[:, 0]
+        jobs.append(job)
+    for job in jobs: run_copy(job)  # the copies last, back to back: the bookkeeping above runs before they flush the caches
     return batch
 
 @patch

@@ -34,7 +34,7 @@ from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
 __all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
-           'PackedSplit', 'empty_batch', 'BatchBuffers', 'frame_layout', 'run']
+           'PackedSplit', 'empty_batch', 'BatchBuffers', 'run_copy', 'frame_layout', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
 PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
@@ -359,6 +359,10 @@ def empty_batch(shape: tuple, # tensor shape
 # %% ../../nbs/14_data.pack.ipynb #8fbc7719
 def _use_count(st: torch.UntypedStorage) -> int: return torch._C._storage_Use_Count(st._cdata)
 
+def _host_storage(n: int) -> torch.UntypedStorage:
+    "`n` bytes from numpy's allocator: large ones in huge pages (madvise), fewer TLB misses when a batch is written"
+    return torch.from_numpy(np.empty(n, np.uint8)).untyped_storage()
+
 class BatchBuffers:
     "Host memory for batch tensors, reused: a buffer is handed out again only once nothing outside the pool holds it"
     def __init__(self, slots: int=4, # buffers kept per key; when all of them are held, fresh memory (not kept)
@@ -386,7 +390,7 @@ def empty(self: BatchBuffers, key: str, # what the memory is for (e.g. a column)
         j = next((j for j, s in enumerate(ring) if _use_count(s) == 1), None)  # held by the ring alone
         st = ring[j] if j is not None else None
         if st is None or st.nbytes() < n:
-            st = torch.UntypedStorage(n if st is None else max(n, st.nbytes() * 3 // 2))  # series grow: some headroom
+            st = _host_storage(n if st is None else max(n, st.nbytes() * 3 // 2))  # series grow: some headroom
             if j is not None: ring[j] = st
             elif len(ring) < self.slots: ring.append(st)
         return torch.empty(0, dtype=tdt).set_(st, 0, tuple(shape))
@@ -441,12 +445,20 @@ def _stored_rows(self: PackedSplit, col: str, channels: Sequence[int]|None, n: i
         self._rows[k] = np.arange(n) if pos is None else np.asarray(pos, np.int64)
     return self._rows[k]
 
+def run_copy(job: tuple|None, # `(memmap, rows, flat out, padding)` from `PackedSplit.plan_gather` / `plan_frames`; None: nothing
+            ) -> None:
+    "Copy the job's memmap rows into its output, then zero its padding `(array, mask)` if any"
+    if job is None: return
+    mm, idx, o, pad = job
+    np.take(mm, idx, 0, o, 'clip')  # 'clip': no buffered out
+    if pad is not None: pad[0][pad[1]] = 0
+
 @patch
-def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
-           channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
-           shared: bool|None=None, # see `BatchBuffers.empty`
-          ) -> torch.Tensor:
-    "The bands of patches `rows` in `col` as one (B,C,H,W) tensor in the file's dtype, copied once from the memmap"
+def plan_gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
+                channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
+                shared: bool|None=None, # see `BatchBuffers.empty`
+               ) -> tuple[torch.Tensor, tuple]:
+    "`gather`'s (B,C,H,W) tensor, not yet filled, and the job (`run_copy`) that fills it"
     mm, offs, *_, every = self._col(col)
     rows = np.asarray(rows, np.int64)
     if every is not None: a = rows * every  # every patch holds `every` bands
@@ -456,7 +468,16 @@ def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
         every = int(n[0]) if len(n) else 0
     pos = self._stored_rows(col, channels, every)
     out = self.buffers.empty(col, (len(rows), len(pos)) + mm.shape[1:], mm.dtype, shared)
-    np.take(mm, (a[:, None] + pos).reshape(-1), 0, out.numpy().reshape((-1,) + mm.shape[1:]), 'clip')  # 'clip': no buffered out
+    return out, (mm, (a[:, None] + pos).reshape(-1), out.numpy().reshape((-1,) + mm.shape[1:]), None)
+
+@patch
+def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
+           channels: Sequence[int]|None=None, # 1-based bands, all stored ones when None
+           shared: bool|None=None, # see `BatchBuffers.empty`
+          ) -> torch.Tensor:
+    "The bands of patches `rows` in `col` as one (B,C,H,W) tensor in the file's dtype, copied once from the memmap"
+    out, job = self.plan_gather(col, rows, channels, shared)
+    run_copy(job)
     return out
 
 # %% ../../nbs/14_data.pack.ipynb #1eb7d549
@@ -485,6 +506,29 @@ def _date_rows(self: PackedSplit, col: str, bands_per_date: int, channels: Seque
 
 # %% ../../nbs/14_data.pack.ipynb #b0d08146
 @patch
+def plan_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
+                  counts: Sequence[int], # the number of dates of each row (its stored bands / `bands_per_date`)
+                  keep: np.ndarray|None, # the dates to copy, flat over the rows' dates (see `frame_layout`); None: all
+                  bands_per_date: int, # bands of one date as stored
+                  channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
+                  shared: bool|None=None, # see `BatchBuffers.empty`
+                  layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
+                 ) -> tuple[torch.Tensor, tuple|None]:
+    "`gather_frames`'s (B,T,C,H,W) tensor, not yet filled, and the job (`run_copy`) that fills and pads it (None: empty)"
+    mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
+    pos = self._date_rows(col, bands_per_date, channels)
+    if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
+        raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
+    _, series, date, place, kept = layout or frame_layout(counts, keep)
+    B, T = len(rows), int(kept.max(initial=0))
+    out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
+    if not len(series): return out, None
+    src = np.full((B, T), offs[rows[series[0]]] + date[0] * bands_per_date)  # padding: some stored date, zeroed below
+    src[series, place] = offs[rows[series]] + date * bands_per_date
+    o = out.numpy()
+    return out, (mm, (src[..., None] + pos).reshape(-1), o.reshape((-1,) + mm.shape[1:]), (o, np.arange(T) >= kept[:, None]))
+
+@patch
 def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
                   counts: Sequence[int], # the number of dates of each row (its stored bands / `bands_per_date`)
                   keep: np.ndarray|None, # the dates to copy, flat over the rows' dates (see `frame_layout`); None: all
@@ -494,19 +538,8 @@ def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows 
                   layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
                  ) -> torch.Tensor:
     "The kept dates of series `rows` in `col` as one (B,T,C,H,W) tensor zero-padded to the longest, copied once"
-    mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
-    pos = self._date_rows(col, bands_per_date, channels)
-    if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
-        raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
-    _, series, date, place, kept = layout or frame_layout(counts, keep)
-    B, T = len(rows), int(kept.max(initial=0))
-    out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
-    if not len(series): return out
-    src = np.full((B, T), offs[rows[series[0]]] + date[0] * bands_per_date)  # padding: some stored date, zeroed below
-    src[series, place] = offs[rows[series]] + date * bands_per_date
-    o = out.numpy()
-    np.take(mm, (src[..., None] + pos).reshape(-1), 0, o.reshape((-1,) + mm.shape[1:]), 'clip')
-    o[np.arange(T) >= kept[:, None]] = 0
+    out, job = self.plan_frames(col, rows, counts, keep, bands_per_date, channels, shared, layout)
+    run_copy(job)
     return out
 
 # %% ../../nbs/14_data.pack.ipynb #f65b79bf
