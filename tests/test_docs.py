@@ -219,6 +219,16 @@ def test_full_site(tmp_path):
     assert set(rep) == nbs, set(rep) ^ nbs
     dom = browse(out/'index.html', tmp_path, ARTEFACTS/'full_index.png')
     assert all(re.search(rf"href=['\"]{re.escape(n)}", dom) for n in ('viz.plots.html', 'hub.html'))
+    pages = sorted(out.rglob('*.html'))
+    assert len(pages) == len(nbs), (len(pages), len(nbs))
+    for page in pages:  # every page, in Chromium: at least one rendered output, no error text, no machine path
+        raw = page.read_text()
+        assert str(ROOT) not in raw and '\x1b[' not in raw, page.name
+        dom = browse(page, tmp_path)
+        txt = text_of(dom)
+        assert 'jp-OutputArea-output' in dom, f"{page.relative_to(out)}: no rendered output"
+        bad = [w for w in ('Traceback (most recent call last)', 'could not process', 'Outputs not shown') if w in txt]
+        assert not bad, (page.name, bad, txt[:1500])
 
 
 def test_every_page_has_outputs_and_no_error(site):
