@@ -232,7 +232,7 @@ def plot_prediction(label, # (H,W) ground-truth class map (or None)
         err = as_numpy(label) != p
         axs[-1].imshow(err, cmap='Reds', vmin=0, vmax=1, interpolation='nearest')
         axs[-1].set_axis_off()
-        axs[-1].set_title(f"errors (accuracy {100*(1 - err.mean()):.1f} %)", fontsize=9)
+        axs[-1].set_title(f"errors ({100*(1 - err.mean()):.1f} % of shown pixels agree)", fontsize=9)  # every class, as drawn
     fig.tight_layout(rect=(0, 0, 1 - 2.5/fig.get_figwidth(), 1))  # room for the legend on the right
     return fig
 
