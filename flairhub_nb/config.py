@@ -563,7 +563,7 @@ def dump_config(cfg: dict, # config to write
 
 # %% ../nbs/00_config.ipynb #7de9de48
 ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversion=True, use_gpu=True, batch_size=1,
-                      num_worker=0, img_pixels_detection=2048, margin=128, output_px_meters=0.2,
+                      num_worker=0, img_pixels_detection=2048, margin=256, output_px_meters=0.2,
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
                       stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True,
                       cell_px=8192, engine='local', workers=1, mosaic='cog')  # work units: cell side, engine, workers, mosaic
