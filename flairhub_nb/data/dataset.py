@@ -375,13 +375,6 @@ def _plan_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.
     ts, job = self.packed.plan_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
     return (ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])), job
 
-@patch
-def _read_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple:
-    "(B,T,C,H,W) frames, (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
-    out, job = self._plan_series_batch(m, idx, rows)
-    run_copy(job)
-    return out
-
 # %% ../../nbs/12_data.dataset.ipynb #d4ebfb09
 @patch
 def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
