@@ -306,7 +306,7 @@ def raw_main(a, toy):
           f"bytes copied from RAM (n distinct samples, as the pack's pages) into one sample-sized buffer; into batch buffers = "
           f"the same bytes into two alternating batch-sized buffers (what any loader handing out batches writes); "
           f"cache-hot = one buffer copied again and again")
-    raw_workers(ds, n, a)
+    raw_workers(ds, n, a, med['memcpy'])
     if torch.cuda.is_available():
         bd = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in b.items()}
         tf(bd); torch.cuda.synchronize(); t0 = time.perf_counter()
@@ -320,16 +320,26 @@ def raw_main(a, toy):
           f"(target <= 2x; median of {a.repeats} interleaved rounds, CPU time of this process)")
 
 
-def raw_workers(ds, n, a, w=2):
-    "Wall rate and the main process's CPU with `w` workers (batches arrive in shared memory)"
+def _proc_cpu(pid: int) -> float:
+    "CPU seconds (user + system) of process `pid` so far, from /proc (clock-tick resolution)"
+    f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def raw_workers(ds, n, a, memcpy_s, w=2, passes=20):
+    "Wall rate, the main process's CPU and the workers' CPU with `w` workers (batches cross in one shared-memory arena each)"
     from torch.utils.data import Subset
     from flairhub_nb.data.dataset import pad_collate
     dlw = DataLoader(Subset(ds, range(n)), batch_size=a.batch, num_workers=w, collate_fn=pad_collate, persistent_workers=True)
     [None for _ in dlw]
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(3): [None for _ in dlw]
-    wall, cpu = (time.perf_counter() - t0) / (3 * n), (time.process_time() - c0) / (3 * n)
-    print(f"{w} workers: {1 / wall:.0f} samples/s wall, main process {1000 * cpu:.3f} CPU ms/sample (receiving shared-memory batches)")
+    pids = [p.pid for p in dlw._iterator._workers]
+    t0, c0, w0 = time.perf_counter(), time.process_time(), sum(map(_proc_cpu, pids))
+    for _ in range(passes): [None for _ in dlw]
+    k = passes * n
+    wall, cpu, wcpu = (time.perf_counter() - t0) / k, (time.process_time() - c0) / k, (sum(map(_proc_cpu, pids)) - w0) / k
+    print(f"{w} workers: {1 / wall:.0f} samples/s wall; CPU ms/sample: main process {1000 * cpu:.3f} (receiving batches), "
+          f"workers {1000 * wcpu:.3f}, together {1000 * (cpu + wcpu):.3f} = {(cpu + wcpu) / memcpy_s:.2f}x memcpy "
+          f"({passes} passes of {n} samples; workers' CPU from /proc, 10 ms ticks)")
 
 
 def zarr_compare(ds, pdir, n, a):

@@ -22,7 +22,7 @@ from .index import check_index_files, read_split_csv, read_split_gpkg, select_do
 from .io import (FAST_READ_ENV, BatchShapeError, FlairHubDataError, GeometryMismatchError, LabelValueError,
                                  MissingFileError, PatchGeo, check_finite, dem_elevation, normalize, patch_id_from_path,
                                  read_patch_geo)
-from .pack import PackedSplit, frame_layout, run_copy
+from .pack import PackedSplit, run_copy
 from .sentinel import (DATES_GPKG, DATES_KEY, EMPTY_FALLBACKS, TS_BANDS_PER_DATE, SentinelDates,
                                        day_offsets, filter_dates, filter_frames, reshape_series, temporal_average)
 
@@ -346,34 +346,49 @@ def _series_ok(self: FlairHubDataset, m: str) -> np.ndarray:
     return self._date_tables[('ok', m)]
 
 @patch
-def _series_keep(self: FlairHubDataset, m: str, idx: np.ndarray, counts: np.ndarray) -> tuple[bool, np.ndarray|None]:
-    "Whether the pack holds `counts` dates of series `m` for patches `idx` (and their masks), and the dates the S2 filter keeps (None: all)"
+def _series_keep(self: FlairHubDataset, m: str, idx: np.ndarray) -> tuple[bool, list|None]:
+    "Whether the pack holds the dates of series `m` for patches `idx` (and their masks), and of each patch the indices of the dates the S2 filter keeps (None: all)"
     st = self.st
     if not self._series_ok(m)[idx].all(): return False, None
     if not (m == 'SENTINEL2_TS' and st.filter_s2): return True, None
-    known = self._date_tables.setdefault(('keep', m), {})  # patch -> its kept dates: each patch's masks are read and filtered once
-    new = np.array(list(dict.fromkeys(i for i in idx.tolist() if i not in known)), np.int64)
-    if len(new):
+    known = self._date_tables.setdefault(('keep', m), {})  # patch -> its kept dates (uint16 indices): each patch's masks are read and filtered once
+    new = [i for i in dict.fromkeys(idx.tolist()) if i not in known]
+    if new:
+        new = np.array(new, np.int64)
         c, mask = self._date_table(m)[1][new], self.packed.stacked(S2_MASK, self.rows[new])
         k = filter_frames(mask.reshape((-1, TS_BANDS_PER_DATE[S2_MASK]) + mask.shape[1:]), c, empty_fallback=self.empty_fallback, **st.filter_args)
-        known.update(zip(new.tolist(), np.split(k, np.cumsum(c)[:-1])))
-    return True, np.concatenate([known[i] for i in idx.tolist()])
-
+        dt = np.uint16 if c.max(initial=0) < 2**16 else np.int64
+        known.update((i, np.flatnonzero(ki).astype(dt)) for i, ki in zip(new.tolist(), np.split(k, np.cumsum(c)[:-1])))
+    return True, [known[i] for i in idx.tolist()]
 
 # %% ../../nbs/12_data.dataset.ipynb #d1c80dc5
+def _date_grid(counts: np.ndarray, # (B,) the number of dates of each series
+               kept: list|None, # of each series the indices of its kept dates; None: all of them
+              ) -> np.ndarray:
+    "(B,T) the date each place of the zero-padded batch takes; -1 at padding places"
+    n = counts if kept is None else np.fromiter(map(len, kept), np.int64, len(kept))
+    grid = np.arange(int(n.max(initial=0)))
+    if kept is None: return np.where(grid < n[:, None], grid, -1)
+    date = np.full((len(n), len(grid)), -1, np.int64)
+    for b, k in enumerate(kept): date[b, :len(k)] = k
+    return date
+
 @patch
 def _plan_series_batch(self: FlairHubDataset, m: str, idx: np.ndarray, rows: np.ndarray) -> tuple[tuple, tuple|None]:
     "(B,T,C,H,W) frames (filled by the returned `run_copy` job), (B,T) day offsets, (B,T) padding mask of series `m`, batch-wise from the pack"
     first, count, day = self._date_table(m)
-    counts = count[idx]
-    ok, keep = self._series_keep(m, idx, counts) if not self.st.averaging.get(m) else (False, None)
+    ok, kept = self._series_keep(m, idx) if not self.st.averaging.get(m) else (False, None)
     if not ok: return self._series_per_patch(m, idx, rows), None  # averaged, or a count off: read_series names the file
-    lay = frame_layout(counts, keep)
-    _, series, date, place, kept = lay
-    offs = np.zeros((len(idx), int(kept.max(initial=0))), np.float32)
-    offs[series, place] = day[first[idx][series] + date]
-    ts, job = self.packed.plan_frames(m, rows, counts, keep, TS_BANDS_PER_DATE[m], self.st.channels.get(m), layout=lay)
-    return (ts, torch.from_numpy(offs), torch.from_numpy(np.arange(offs.shape[1]) >= kept[:, None])), job
+    date, buf = _date_grid(count[idx], kept), self.packed.buffers  # reused memory (in a worker: the batch's arena)
+    offs, mask = buf.empty(DATES_KEY[m], date.shape, np.float32), buf.empty(f'{m}_PAD_MASK', date.shape, np.bool_)
+    pad = mask.numpy()
+    np.less(date, 0, out=pad)
+    if date.size:
+        o = offs.numpy()
+        np.take(day, first[idx][:, None] + date, out=o, mode='clip')
+        np.copyto(o, 0, where=pad)
+    ts, job = self.packed.plan_dates(m, rows, date, pad, TS_BANDS_PER_DATE[m], self.st.channels.get(m))
+    return (ts, offs, mask), job
 
 # %% ../../nbs/12_data.dataset.ipynb #d4ebfb09
 @patch
@@ -381,7 +396,15 @@ def read_batch(self: FlairHubDataset, idx: Sequence[int]) -> dict:
     "The collated raw batch of patches `idx`, read straight from the pack (`raw=True` and `packed` only)"
     if not (self.raw and self.packed is not None): raise ValueError("read_batch reads raw batches from a pack: give raw=True and packed=")
     st, ps, idx = self.st, self.packed, np.asarray(idx, np.int64)
-    rows = self.rows[idx]
+    ps.buffers.begin_batch()  # in a DataLoader worker: every tensor below in one shared-memory arena
+    try: return ps.buffers.end_batch(self._read_batch(st, ps, idx, self.rows[idx]))
+    except BaseException:
+        ps.buffers.end_batch(None)
+        raise
+
+@patch
+def _read_batch(self: FlairHubDataset, st: DataSettings, ps, idx: np.ndarray, rows: np.ndarray) -> dict:
+    "`read_batch`'s work: plan every column, then copy them back to back"
     batch = {'patch_id': [self.index['patch_id'][i].decode() for i in idx]}
     batch.update({f'ID_{t}': [self.index[t][i].decode() for i in idx] for t in st.tasks})
     jobs = []

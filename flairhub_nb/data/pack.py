@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +35,7 @@ from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
 __all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
-           'PackedSplit', 'empty_batch', 'BatchBuffers', 'run_copy', 'frame_layout', 'run']
+           'PackedSplit', 'empty_batch', 'BatchBuffers', 'ArenaBatch', 'run_copy', 'frame_layout', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
 PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
@@ -345,6 +346,9 @@ def _torch_dtype(dtype) -> torch.dtype:
     if dtype not in _TORCH_DTYPES: _TORCH_DTYPES[dtype] = torch.from_numpy(np.empty(0, dtype)).dtype
     return _TORCH_DTYPES[dtype]
 
+@functools.cache
+def _dtype_info(dtype) -> tuple[torch.dtype, int]: return _torch_dtype(dtype), np.dtype(dtype).itemsize
+
 def empty_batch(shape: tuple, # tensor shape
                 dtype: np.dtype, # numpy dtype
                 shared: bool|None=None, # in shared memory; default: inside a DataLoader worker
@@ -369,6 +373,7 @@ class BatchBuffers:
                  pin: bool=False, # page-locked memory when CUDA is present (fresh from torch's caching host allocator)
                 ):
         self.slots, self.pin, self._rings, self._lock = slots, pin, {}, threading.Lock()
+        self._arenas, self._cur, self._want, self._dropped = [], None, 0, []  # a DataLoader worker's batch arenas (`begin_batch`)
 
     def __getstate__(self): return {'slots': self.slots, 'pin': self.pin}
     def __setstate__(self, d): self.__init__(**d)
@@ -381,7 +386,13 @@ def empty(self: BatchBuffers, key: str, # what the memory is for (e.g. a column)
           dtype: np.dtype, # its numpy dtype
           shared: bool|None=None, # fresh shared memory (`empty_batch`); default: inside a DataLoader worker
          ) -> torch.Tensor:
-    "An uninitialised contiguous tensor: in a free buffer of `key`, else in fresh memory"
+    "An uninitialised contiguous tensor: in a free buffer of `key`, else in fresh memory; inside an open batch (`begin_batch`), in its arena"
+    if self._cur is not None and shared is None: return self._carve(key, shape, dtype)
+    return self._empty(key, shape, dtype, shared)
+
+@patch
+def _empty(self: BatchBuffers, key: str, shape: tuple, dtype: np.dtype, shared: bool|None=None) -> torch.Tensor:
+    "`empty` outside a batch"
     if shared or (shared is None and torch.utils.data.get_worker_info() is not None): return empty_batch(shape, dtype, True)
     if self.pin and torch.cuda.is_available(): return torch.empty(shape, dtype=_torch_dtype(dtype), pin_memory=True)
     n, tdt = max(1, math.prod(shape)) * np.dtype(dtype).itemsize, _torch_dtype(dtype)
@@ -395,12 +406,114 @@ def empty(self: BatchBuffers, key: str, # what the memory is for (e.g. a column)
             elif len(ring) < self.slots: ring.append(st)
         return torch.empty(0, dtype=tdt).set_(st, 0, tuple(shape))
 
+# %% ../../nbs/14_data.pack.ipynb #cb331862
+class ArenaBatch(dict):
+    "A worker's batch whose tensors lie in one shared-memory arena: it crosses to the main process as that arena (mapped once) and offsets"
+    def __init__(self, batch: dict, rec: dict, dropped: list):
+        super().__init__(batch)
+        self._rec, self._dropped = rec, dropped
+
+    def __reduce__(self):
+        if torch.utils.data.get_worker_info() is None: return (dict, (dict(self),))  # not on its way out of a worker
+        rec, specs, rest = self._rec, {}, {}
+        base = rec['t'].data_ptr()
+        for k, v in self.items():
+            inside = isinstance(v, torch.Tensor) and v.numel() and base <= v.data_ptr() < base + len(rec['np'])
+            if inside: specs[k] = (v.data_ptr() - base, tuple(v.shape), v.stride(), v.dtype)
+            else: rest[k] = v
+        arena, rec['sent'] = (None if rec['sent'] else rec['t']), True
+        drop, self._dropped[:] = list(self._dropped), []
+        return (_arena_batch, (rec['token'], arena, specs, rest, drop))
+
+def _alive(token: str) -> bool:
+    try: os.kill(int(token.split(':')[0]), 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def _arena_batch(token: str, arena: torch.Tensor|None, specs: dict, rest: dict, drop: list) -> dict:
+    "Main process: the batch as a plain dict of views into the worker's arena; letting go of every view frees the arena for the worker"
+    for d in drop: _RECEIVED.pop(d, None)
+    if arena is not None:
+        for t in [t for t in _RECEIVED if not _alive(t)]: del _RECEIVED[t]  # arenas of workers that have exited
+        _RECEIVED[token] = arena.numpy()
+    a = _RECEIVED[token]
+    buf = a[:]  # one view per batch: torch holds it while any tensor of the batch lives, then the finalizer frees the arena
+    st = torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
+    weakref.finalize(buf, a.__setitem__, 0, 0)
+    del buf
+    out = dict(rest)
+    for k, (o, shape, stride, dt) in specs.items(): out[k] = torch.empty(0, dtype=dt).set_(st, o // dt.itemsize, shape, stride)
+    return out
+
+# %% ../../nbs/14_data.pack.ipynb #0bb29792
+_ARENA_HEAD = 64  # bytes before a worker arena's first tensor; byte 0 is 1 from `begin_batch` until the main process lets the batch go
+_RECEIVED = {}  # main process: token -> a worker's arena (uint8 array in shared memory), mapped once, kept while its worker lives
+
+def _new_arena(nbytes: int) -> dict:
+    t = empty_batch((nbytes,), np.uint8, True)
+    return {'t': t, 'np': t.numpy(), 'token': f"{os.getpid()}:{uuid.uuid4().hex}", 'sent': False}
+
+@patch
+def _worker_arena(self: BatchBuffers) -> dict|None:
+    "A free shared-memory arena of this worker big enough for the last batch (regrown or added when none is); None while all are held"
+    free = [r for r in self._arenas if r['np'][0] == 0]
+    rec = next((r for r in free if len(r['np']) >= _ARENA_HEAD + self._want), None)
+    if rec is None and self._want and (free or len(self._arenas) < self.slots):
+        rec = _new_arena(_ARENA_HEAD + self._want * 5 // 4)  # headroom: series lengths vary from batch to batch
+        if free:  # regrow a free one that is too small
+            self._dropped.append(free[0]['token'])
+            self._arenas[self._arenas.index(free[0])] = rec
+        else: self._arenas.append(rec)
+    if rec is not None: rec['np'][0] = 1
+    return rec
+
+@patch
+def begin_batch(self: BatchBuffers) -> None:
+    "Open a batch: until `end_batch`, `empty` carves its tensors out of one arena (a worker's: shared memory, freed by the main process)"
+    if self._cur is not None: return
+    if torch.utils.data.get_worker_info() is not None: rec = self._worker_arena()
+    elif not self._want: rec = None
+    else:  # this process: one buffer of the pool (reused once nothing holds any tensor of its batch), or page-locked memory
+        t = self.empty('(batch)', (self._want * 5 // 4,), np.uint8)
+        rec = {'t': t, 'np': None, 'st': t.untyped_storage(), 'size': t.numel()}
+    if rec is not None and 'st' not in rec: rec.update(st=rec['t'].untyped_storage(), size=len(rec['np']))
+    self._cur = {'rec': rec, 'off': _ARENA_HEAD if rec is not None and rec['np'] is not None else 0, 'need': 0}
+
+@patch
+def _carve(self: BatchBuffers, key: str, shape: tuple, dtype: np.dtype) -> torch.Tensor:
+    "The open batch's next tensor: in its arena when it fits (64-byte aligned), else where `empty` puts it outside a batch"
+    cur, (tdt, size) = self._cur, _dtype_info(dtype)
+    n = math.prod(shape) * size
+    cur['need'] += -(-n // 64) * 64
+    rec = cur['rec']
+    if not n or rec is None or cur['off'] + n > rec['size']:
+        return empty_batch(shape, dtype, True) if rec is not None and rec['np'] is not None else self._empty(key, shape, dtype)
+    t = torch.empty(0, dtype=tdt).set_(rec['st'], cur['off'] // size, tuple(shape))
+    cur['off'] += -(-n // 64) * 64
+    return t
+
+@patch
+def end_batch(self: BatchBuffers, batch: dict|None) -> dict|None:
+    "Close the batch `begin_batch` opened: from a worker's arena an `ArenaBatch`; None (a failed read) frees the arena again"
+    cur, self._cur = self._cur, None
+    if cur is None: return batch
+    self._want, rec = cur['need'], cur['rec']
+    if rec is None or rec['np'] is None: return batch
+    if batch is None:
+        rec['np'][0] = 0
+        return batch
+    return ArenaBatch(batch, rec, self._dropped)
+
 # %% ../../nbs/14_data.pack.ipynb #3e15750e
+_PROCESS = [os.getpid()]  # this process: a forked child sets its own (no getpid system call per read)
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
+
 @patch
 def _process(self: PackedSplit) -> None:
     "Fresh memmap handles and batch buffers in each process (a forked or spawned `DataLoader` worker)"
-    if self._pid != os.getpid():
-        self._arrays, self._pid = {}, os.getpid()
+    if self._pid != _PROCESS[0]:
+        self._arrays, self._pid = {}, _PROCESS[0]
         self._buffers = BatchBuffers(pin=self._buffers.pin if self._buffers is not None else False)
 
 @patch
@@ -445,12 +558,24 @@ def _stored_rows(self: PackedSplit, col: str, channels: Sequence[int]|None, n: i
         self._rows[k] = np.arange(n) if pos is None else np.asarray(pos, np.int64)
     return self._rows[k]
 
+_PIECE = 512 << 10  # bytes: rows larger than this are copied in pieces
+
+def _pieces(mm: np.ndarray, idx: np.ndarray, o: np.ndarray) -> tuple:
+    "The same copy in rows of at most `_PIECE` bytes: numpy's row copy is ~25 % slower per byte from 1 MiB rows on (glibc's large-copy path; measured in benchmarks/bench_data.py --raw)"
+    row = mm.itemsize * math.prod(mm.shape[1:])
+    if row <= _PIECE or mm.ndim < 2: return mm, idx, o
+    k = next((k for k in range(2, mm.shape[1] + 1) if mm.shape[1] % k == 0 and row // k <= _PIECE), None)
+    if k is None: return mm, idx, o
+    shp = (mm.shape[1] // k,) + mm.shape[2:]
+    return mm.reshape((-1,) + shp), (idx[:, None] * k + np.arange(k)).reshape(-1), o.reshape((-1,) + shp)
+
 def run_copy(job: tuple|None, # `(memmap, rows, flat out, padding)` from `PackedSplit.plan_gather` / `plan_frames`; None: nothing
             ) -> None:
     "Copy the job's memmap rows into its output, then zero its padding `(array, mask)` if any"
     if job is None: return
     mm, idx, o, pad = job
-    np.take(mm, idx, 0, o, 'clip')  # 'clip': no buffered out
+    a, i, out = _pieces(mm, idx, o)
+    np.take(a, i, 0, out, 'clip')  # 'clip': no buffered out
     if pad is not None: pad[0][pad[1]] = 0
 
 @patch
@@ -506,6 +631,24 @@ def _date_rows(self: PackedSplit, col: str, bands_per_date: int, channels: Seque
 
 # %% ../../nbs/14_data.pack.ipynb #b0d08146
 @patch
+def plan_dates(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
+               date: np.ndarray, # (B,T) int: the stored date each place of the padded batch takes (any value where `pad`)
+               pad: np.ndarray, # (B,T) bool: padding places, zeroed once copied
+               bands_per_date: int, # bands of one date as stored
+               channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
+               shared: bool|None=None, # see `BatchBuffers.empty`
+              ) -> tuple[torch.Tensor, tuple|None]:
+    "The (B,T,C,H,W) tensor of dates `date` of series `rows`, not yet filled, and the job (`run_copy`) that fills and pads it (None: empty)"
+    mm, offs = self._col(col)[:2]
+    pos = self._date_rows(col, bands_per_date, channels)
+    B, T = date.shape
+    out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
+    if not out.numel(): return out, None
+    src = offs[np.asarray(rows, np.int64)][:, None] + date * bands_per_date  # 'clip' in run_copy: a padding row past the end is harmless
+    o = out.numpy()
+    return out, (mm, (src[..., None] + pos).reshape(-1), o.reshape((-1,) + mm.shape[1:]), (o, pad))
+
+@patch
 def plan_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
                   counts: Sequence[int], # the number of dates of each row (its stored bands / `bands_per_date`)
                   keep: np.ndarray|None, # the dates to copy, flat over the rows' dates (see `frame_layout`); None: all
@@ -515,18 +658,13 @@ def plan_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of
                   layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
                  ) -> tuple[torch.Tensor, tuple|None]:
     "`gather_frames`'s (B,T,C,H,W) tensor, not yet filled, and the job (`run_copy`) that fills and pads it (None: empty)"
-    mm, offs, rows = *self._col(col)[:2], np.asarray(rows, np.int64)
-    pos = self._date_rows(col, bands_per_date, channels)
+    offs, rows = self._col(col)[1], np.asarray(rows, np.int64)
     if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
         raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
     _, series, date, place, kept = layout or frame_layout(counts, keep)
-    B, T = len(rows), int(kept.max(initial=0))
-    out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
-    if not len(series): return out, None
-    src = np.full((B, T), offs[rows[series[0]]] + date[0] * bands_per_date)  # padding: some stored date, zeroed below
-    src[series, place] = offs[rows[series]] + date * bands_per_date
-    o = out.numpy()
-    return out, (mm, (src[..., None] + pos).reshape(-1), o.reshape((-1,) + mm.shape[1:]), (o, np.arange(T) >= kept[:, None]))
+    grid = np.zeros((len(rows), int(kept.max(initial=0))), np.int64)
+    grid[series, place] = date
+    return self.plan_dates(col, rows, grid, np.arange(grid.shape[1]) >= kept[:, None], bands_per_date, channels, shared)
 
 @patch
 def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
