@@ -23,11 +23,15 @@ sample beside the CPU time to memcpy the same sample's raw bytes (into one sampl
 run in interleaved rounds (CPU time of this process, `time.process_time`; medians of --repeats rounds after a warm-up
 round; the ratio is the median of each round's own ratio, so load drifting on a shared machine cancels out), with the
 minor page faults per sample, `uptime` before and after, samples per core-second, the device-side transform's cost
-(on CPU here; CUDA when present), and the same columns read from a Zarr v3 store (`--zarr-path DIR` adds a folder
-holding the `zarr` package to the path; it is not a dependency). Its last line is the target (<= 2x):
+(on CPU here; CUDA when present), the same loader with 2 workers (wall rate, the main process's CPU and the workers'
+CPU from /proc), and the same columns read from a Zarr v3 store (`--zarr-path DIR` adds a folder holding the `zarr`
+package to the path) and from LitData's chunks through its `StreamingDataLoader` (`--litdata-path DIR`, a folder with
+`litdata` and its dependencies; neither is a dependency of the project). Its last line is the target (<= 2x):
 `packed loader: X CPU-ms/sample = Rx memcpy (Y ms)`.
 
-  python benchmarks/bench_data.py --raw --n-train 32 --n 32 --zarr-path /tmp/zarr_pkgs
+  python benchmarks/bench_data.py --raw --n-train 32 --n 32 --zarr-path /tmp/zarr_pkgs --litdata-path /tmp/litdata_pkgs
+(`pip install --target /tmp/zarr_pkgs --no-deps zarr numcodecs donfig google-crc32c`; `pip install --target
+/tmp/litdata_pkgs --no-deps litdata boto3 botocore s3transfer jmespath obstore tifffile`)
 """
 import argparse
 import datetime
@@ -189,6 +193,7 @@ def main(argv=None):
     p.add_argument('--n-train', type=int, default=150, help='toy train patches to generate')
     p.add_argument('--raw', action='store_true', help='only the raw packed loader against memcpy (and Zarr)')
     p.add_argument('--zarr-path', default=None, help='folder with the zarr package (appended to sys.path)')
+    p.add_argument('--litdata-path', default=None, help='folder with the litdata package and its dependencies (appended to sys.path)')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -315,6 +320,9 @@ def raw_main(a, toy):
     if a.zarr_path:
         sys.path.append(a.zarr_path)
         zarr_compare(ds, pdir, n, a)
+    if a.litdata_path:
+        sys.path.append(a.litdata_path)
+        litdata_compare(ds, pdir, n, a)
     print(f"\n{os.cpu_count()} CPU cores; uptime after: {_uptime()}")
     print(f"packed loader: {1000 * med['loader']:.3f} CPU-ms/sample = {ratio:.2f}x memcpy ({1000 * med['memcpy']:.3f} ms) "
           f"(target <= 2x; median of {a.repeats} interleaved rounds, CPU time of this process)")
@@ -376,6 +384,42 @@ def zarr_compare(ds, pdir, n, a):
     print(f"\nsame {len(cols)} columns ({', '.join(cols)}) of {n} patches, batch {a.batch}, read batch-wise, zarr {zarr.__version__}:")
     print("| store | CPU ms / sample | size MiB | write s |\n|---|---|---|---|")
     for k, (c, sz, tw) in out.items(): print(f"| {k} | {1000 * c:.3f} | {sz / 2**20:.1f} | {tw:.1f} |")
+
+
+def litdata_compare(ds, pdir, n, a):
+    "The mono-temporal modalities and labels of the same patches as LitData chunks (optimize, uncompressed), read through its StreamingDataLoader, against our gather"
+    import shutil
+    import litdata
+    from flairhub_nb.config import MONO_MODALITIES
+    cols = [m for m in ds.st.modalities if m in MONO_MODALITIES] + list(ds.st.tasks)
+    ldir = pdir + '_litdata'
+    shutil.rmtree(ldir, ignore_errors=True)
+    t0 = time.perf_counter()
+    litdata.optimize(fn=_litdata_sample, inputs=[(pdir, ds.packed.split, cols, i) for i in range(n)], output_dir=ldir,
+                     chunk_bytes='64MB', num_workers=1, mode='overwrite')
+    t_w = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in __import__('pathlib').Path(ldir).rglob('*') if f.is_file())
+    sd = litdata.StreamingDataset(ldir)
+    dl = litdata.StreamingDataLoader(sd, batch_size=a.batch, num_workers=0)
+    def read_lit(): [None for _ in dl]
+    read_lit()
+    t_l = min(_cpu_per(read_lit, n) for _ in range(a.repeats))
+    rows = list(range(n))
+    def read_pack():
+        for s_ in range(0, n, a.batch):
+            for c in cols: ds.packed.gather(c, rows[s_:s_ + a.batch])
+    read_pack()
+    t_p = min(_cpu_per(read_pack, n) for _ in range(a.repeats))
+    print(f"\nsame {len(cols)} columns of {n} patches, batches of {a.batch}, litdata {litdata.__version__} (written in {t_w:.1f} s, "
+          f"{size / 2**20:.1f} MiB): StreamingDataLoader {1000 * t_l:.3f} CPU-ms/sample, flairhub_nb pack {1000 * t_p:.3f} ({t_l / t_p:.1f}x)")
+
+
+def _litdata_sample(job):
+    "One patch's stored bands of `cols` as numpy arrays (LitData's optimize calls this in its writer process)"
+    from flairhub_nb.data.pack import PackedSplit
+    pdir, split, cols, i = job
+    ps = PackedSplit(pdir, split)
+    return {c: ps.gather(c, [i], shared=False).numpy()[0].copy() for c in cols}
 
 
 if __name__ == '__main__':
