@@ -102,10 +102,10 @@ def worker(cfg_path: str) -> None:
     from flairhub_nb.zonal.plan import plan_zone
     import flairhub_nb.models.fusion  # noqa: F401 -- imports (torch/timm/smp) are not part of the timed run
     cfg = json.loads(Path(cfg_path).read_text())
-    ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    ru0, t0 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)], time.perf_counter()
     predict_zone(cfg, progress=False)
-    wall, ru1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    wall, ru1 = time.perf_counter() - t0, [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum((b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime) for a, b in zip(ru0, ru1))  # reader processes too
     plan = plan_zone({'AERIAL_RGBI': cfg['modalities']['AERIAL_RGBI']['input_img_path']}, cfg['img_pixels_detection'],
                      cfg['margin'], cfg['output_px_meters'])
     print(json.dumps(dict(wall_s=wall, cpu_s=cpu, out_px=plan.out_width * plan.out_height, tiles=plan.n_tiles,
