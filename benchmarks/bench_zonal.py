@@ -110,7 +110,8 @@ def worker(cfg_path: str) -> None:
                      cfg['margin'], cfg['output_px_meters'])
     print(json.dumps(dict(wall_s=wall, cpu_s=cpu, out_px=plan.out_width * plan.out_height, tiles=plan.n_tiles,
                           tile_px=plan.tile_px, threads=torch.get_num_threads(),
-                          peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          peak_rss_mb=(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss +  # + the reader processes' peak:
+                                       resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024,  # an upper bound of both at once
                           children_peak_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)))
 
 
