@@ -434,6 +434,10 @@ def cell_inputs(job: UnitJob, # the zone's job (its `readers`)
                                      pin_memory=device.type == 'cuda', multiprocessing_context='spawn')
     with torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext(): it = iter(dl)  # pins for `device`
     try: yield from it
+    except RuntimeError as e:
+        if 'exited unexpectedly' not in str(e): raise
+        raise RuntimeError(f"a zonal reader process died ({e}). Readers are spawned and import the main module: a script "
+                           "that runs zonal inference at import needs `if __name__ == '__main__':`, or set readers: 0") from e
     finally: del it  # the readers stop here, also when the share stops early
 
 # %% ../../nbs/45_zonal.units.ipynb #679dfead
