@@ -106,6 +106,25 @@ def test_bad_inputs_exit_1(zone, case):
     assert not list((d / 'out').glob(f'bad_{case}_*.tif'))
 
 
+def test_raster_spoiled_after_its_header_exits_1_naming_it(zone):
+    """A raster whose header opens (planning passes) but whose tiles are cut short: the reader process's error names
+    the file, the command exits 1 with one line, the spoiled cell has no marker (the cells read before it do)"""
+    d, paths, cfg, _ = zone
+    cut = d / 'aerial_cut.tif'
+    cut.write_bytes(Path(paths['AERIAL_RGBI']).read_bytes()[:Path(paths['AERIAL_RGBI']).stat().st_size * 2 // 3])
+    c = json.loads(json.dumps(cfg))
+    c['modalities']['AERIAL_RGBI']['input_img_path'], c['output_name'], c['cell_px'] = str(cut), 'cut', 96
+    r = _cli(c, d, 'cut')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    line = [l for l in r.stderr.splitlines() if l.startswith('flairhub_zonal: error:')]
+    assert line and f'ZoneReadError: cell ' in line[0] and f'{cut}: cannot read AERIAL_RGBI' in line[0], r.stderr
+    assert 'Traceback' not in r.stderr, r.stderr
+    bad = line[0].split('ZoneReadError: cell ')[1].split(':')[0]
+    units = d / 'out' / '.cut.units'
+    assert not (units / f'{bad}.done').exists() and not [f for f in units.rglob('*') if bad in f.name]
+    assert not (d / 'out' / f'cut_{TASK}_argmax.tif').exists() and not (d / 'out' / '.cut.units.lock').exists()
+
+
 def test_kill_and_resume(zone):
     d, _, cfg, _ = zone
     c = {**cfg, 'output_name': 'killed', 'cell_px': 96}  # one tile per cell: 12 cells
@@ -162,6 +181,8 @@ SAME_CASES = {  # id: (changes {dotted path: value}, top-level keys removed, key
     'unknown_modality': ({'modalities.inputs.AERIAL_RGB': True}, (), 'modalities.inputs.AERIAL_RGB'),
     'channel': ({'modalities.AERIAL_RGBI.channels': [4, 1, 9]}, (), 'modalities.AERIAL_RGBI.channels[2]'),
     'no_active_task': ({'tasks': []}, (), 'tasks'),
+    'readers_negative': ({'readers': -1}, (), 'readers'),
+    'readers_fraction': ({'readers': 1.5}, (), 'readers'),
 }
 
 
