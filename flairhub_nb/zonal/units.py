@@ -8,7 +8,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.units.html.md"""
 from __future__ import annotations
 import contextlib, json, os, socket, warnings, hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from xml.sax.saxutils import escape
@@ -403,10 +403,12 @@ class CellReads(torch.utils.data.Dataset):
     def __init__(self, plan: TilingPlan, reader: ZoneReader, cells: list, # the zone's plan and reader, the share's cells
                  mode: str='blend', # 'blend' or 'crop' (which tiles a cell runs)
                  shared: bool=False, # blocks in shared memory (read in a DataLoader worker)
-                ): self.plan, self.reader, self.cells, self.mode, self.shared = plan, reader, list(cells), mode, shared
+                ):
+        self.plan, self.reader, self.mode, self.shared = plan, reader, mode, shared
+        self.cells = [astuple(c) for c in cells]  # plain numbers cross to the readers (a notebook's own `Cell` would not)
     def __len__(self) -> int: return len(self.cells)
     def __getitem__(self, k: int) -> CellInput:
-        c = self.cells[k]
+        c = Cell(*self.cells[k])
         try: return CellInput(c.id, os.getpid(), _cell_blocks(self.plan, self.reader, c, self.mode, self.shared))
         except ZoneReadError as e: return CellInput(c.id, os.getpid(), None, f"cell {c.id}: {e}")
 
