@@ -117,7 +117,7 @@ def test_raster_spoiled_after_its_header_exits_1_naming_it(zone):
     r = _cli(c, d, 'cut')
     assert r.returncode == 1, (r.returncode, r.stderr)
     line = [l for l in r.stderr.splitlines() if l.startswith('flairhub_zonal: error:')]
-    assert line and f'ZoneReadError: cell ' in line[0] and f'{cut}: cannot read AERIAL_RGBI' in line[0], r.stderr
+    assert line and 'ZoneReadError: cell ' in line[0] and f'{cut}: cannot read AERIAL_RGBI' in line[0], r.stderr
     assert 'Traceback' not in r.stderr, r.stderr
     bad = line[0].split('ZoneReadError: cell ')[1].split(':')[0]
     units = d / 'out' / '.cut.units'
