@@ -6,7 +6,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.units.html.md"""
 
 # %% ../../nbs/45_zonal.units.ipynb #08e65010
 from __future__ import annotations
-import contextlib, json, os, socket, warnings, hashlib
+import contextlib, json, os, socket, time, warnings, hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -393,10 +393,11 @@ class CellInput:
     pid: int # the process that read it
     blocks: dict|None # modality -> `Block` of host tensors
     error: str|None=None # why it could not be read (names the file)
+    cpu_s: float=0.0 # CPU seconds spent reading it (a reader process's CPU, or the reading thread's; no start-up)
     def pin_memory(self):
         "The same cell with its blocks in pinned memory (what the DataLoader's pin thread calls on CUDA)"
         b = None if self.blocks is None else {k: Block(v.data.pin_memory(), v.row0, v.col0) for k, v in self.blocks.items()}
-        return CellInput(self.cell, self.pid, b, self.error)
+        return CellInput(self.cell, self.pid, b, self.error, self.cpu_s)
 
 class CellReads(torch.utils.data.Dataset):
     "A share's cells, in order: item k is cell k's `CellInput`, read in the process that asks for it"
@@ -408,9 +409,11 @@ class CellReads(torch.utils.data.Dataset):
         self.cells = [astuple(c) for c in cells]  # plain numbers cross to the readers (a notebook's own `Cell` would not)
     def __len__(self) -> int: return len(self.cells)
     def __getitem__(self, k: int) -> CellInput:
-        c = Cell(*self.cells[k])
-        try: return CellInput(c.id, os.getpid(), _cell_blocks(self.plan, self.reader, c, self.mode, self.shared))
-        except ZoneReadError as e: return CellInput(c.id, os.getpid(), None, f"cell {c.id}: {e}")
+        clock = time.process_time if self.shared else time.thread_time  # shared: a reader process of its own
+        c, t0 = Cell(*self.cells[k]), clock()
+        try: blocks, err = _cell_blocks(self.plan, self.reader, c, self.mode, self.shared), None
+        except ZoneReadError as e: blocks, err = None, f"cell {c.id}: {e}"
+        return CellInput(c.id, os.getpid(), blocks, err, clock() - t0)
 
 # %% ../../nbs/45_zonal.units.ipynb #c0c7df86
 def _thread_inputs(ds: CellReads) -> Iterator[CellInput]:
