@@ -425,25 +425,27 @@ def _thread_inputs(ds: CellReads) -> Iterator[CellInput]:
             nxt = rd.submit(ds.__getitem__, k + 1) if k + 1 < len(ds) else None
             yield item
 
-def cell_inputs(job: UnitJob, # the zone's job (its `readers`)
-                cells: list, # the share's cells, in processing order
-                device: torch.device, # the worker's device (pinned memory when CUDA)
-               ) -> Iterator[CellInput]:
-    "The cells' inputs in order, read ahead in `job.readers` reader processes (DataLoader workers), or a thread with 0"
-    ds = CellReads(job.plan, job.reader, cells, job.mode, shared=job.readers > 0)
-    if not job.readers:
-        yield from _thread_inputs(ds)
-        return
-    if not cells: return
-    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=min(job.readers, len(cells)), prefetch_factor=1,
-                                     pin_memory=device.type == 'cuda', multiprocessing_context='spawn')
-    with torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext(): it = iter(dl)  # pins for `device`
+def _loader_inputs(it) -> Iterator[CellInput]:
+    "The DataLoader's items; a reader that died is explained; the readers stop when this generator ends or is closed"
     try: yield from it
     except RuntimeError as e:
         if 'exited unexpectedly' not in str(e): raise
         raise RuntimeError(f"a zonal reader process died ({e}). Readers are spawned and import the main module: a script "
                            "that runs zonal inference at import needs `if __name__ == '__main__':`, or set readers: 0") from e
-    finally: del it  # the readers stop here, also when the share stops early
+    finally: del it
+
+def cell_inputs(job: UnitJob, # the zone's job (its `readers`)
+                cells: list, # the share's cells, in processing order
+                device: torch.device, # the worker's device (pinned memory when CUDA)
+               ) -> Iterator[CellInput]:
+    "The cells' inputs in order, read ahead in `job.readers` reader processes (started now), or a thread with 0"
+    ds = CellReads(job.plan, job.reader, cells, job.mode, shared=job.readers > 0)
+    if not job.readers: return _thread_inputs(ds)
+    if not cells: return (x for x in ())
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=min(job.readers, len(cells)), prefetch_factor=1,
+                                     pin_memory=device.type == 'cuda', multiprocessing_context='spawn')
+    with torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext():
+        return _loader_inputs(iter(dl))  # the readers start here, pinning for `device`
 
 # %% ../../nbs/45_zonal.units.ipynb #679dfead
 def _take(item: CellInput, c: Cell, reader: ZoneReader, device: torch.device) -> dict|None:
@@ -456,10 +458,11 @@ def run_cells(job: UnitJob, # the zone's job
               ids: list, # cell ids to run (those already done are skipped)
              ) -> int:
     "A worker's share: each unfinished cell of `ids`, the next ones read while this one computes and the last one is written"
-    by, predict, dev = {c.id: c for c in job.cells}, job.make_predict(), worker_device(job.device)
+    by, dev = {c.id: c for c in job.cells}, worker_device(job.device)
     cells = [by[i] for i in ids if not job.store.is_done(by[i])]
-    inputs = cell_inputs(job, cells, dev)
+    inputs = cell_inputs(job, cells, dev)  # the readers start while the model is built
     try:
+        predict = job.make_predict()
         with ThreadPoolExecutor(1, 'zonal-write') as wr:
             futs = []
             for c, item in zip(cells, inputs):
