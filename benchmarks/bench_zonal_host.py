@@ -33,6 +33,15 @@ before reader processes, i.e. readers=0):
                                                               148 without it
   -> all-in (CPU as the device) 1.1-1.4x today's; the device stage (softmax over 19 classes: ~50 ms/tile on one
      core, blending, argmax) is what is left on a CPU; no GPU was available to measure the host side there.
+
+With reader processes, same VM (load average 0.15-0.9 by `uptime`; 49 tiles, and 196 with --side-m 1228.8):
+  way              inputs              all-in tiles/core-s   host side tiles/core-s   reader start-up (CPU s)
+  cells readers=0  aerial                    17-19                 303-398                    -
+  cells readers=1  aerial                    19-20                 281-347                   2.8
+  cells readers=0  aerial+DEM+SPOT+S2        17-21                 183-186                    -
+  cells readers=1  aerial+DEM+SPOT+S2        18-20                 163-170                   2.6-2.7
+  -> the decoding moves to the reader process at about the same CPU per tile (host side 7-13 % lower: the hand-over
+     and first-touch faults of fresh shared memory); the start-up (~2.7 CPU s, ~2.5 s wall) is once per worker and share.
 """
 import argparse, os, resource, subprocess, tempfile, time
 from pathlib import Path
