@@ -95,7 +95,7 @@ def measure(way: str, paths: dict, mods: tuple, tmp: Path, a) -> dict:
         try: return orig(*args)
         finally: series[0] += time.process_time() - t
     dev._series_batch = timed
-    import flairhub_nb.zonal.units as units
+    from flairhub_nb.zonal import units
     take, reading = units._take, [0.0]
     def counted(item, *args):  # the CPU a reader spent on each cell, as it reports it (its start-up is not in it)
         reading[0] += item.cpu_s
