@@ -566,12 +566,13 @@ ZONAL_DEFAULTS = dict(write_dataframe=False, output_type='argmax', cog_conversio
                       num_worker=0, img_pixels_detection=2048, margin=256, output_px_meters=0.2,
                       monotemp_arch='swin_base_patch4_window12_384-upernet', multitemp_model_ref_date='05-15',
                       stitching='blend', max_strip_px=8192, resume=True, amp=True, cpu_bf16=False, channels_last=True,
-                      cell_px=8192, engine='local', workers=1, mosaic='cog')  # work units: cell side, engine, workers, mosaic
+                      cell_px=8192, engine='local', workers=1, mosaic='cog',  # work units: cell side, engine, workers, mosaic
+                      readers=1)  # reader processes per worker decoding its next cells (0: a thread of the worker)
 ZONAL_REQUIRED = ('output_path', 'output_name', 'model_weights', 'modalities', 'tasks')
 ZONAL_ENUMS = {'output_type': ('argmax', 'class_prob'), 'stitching': ('blend', 'crop'), 'engine': ('local', 'submitit', 'ray'),
                'mosaic': ('cog', 'vrt')}
 _ZONAL_INTS = {'img_pixels_detection': 1, 'batch_size': 1, 'margin': 0, 'num_worker': 0, 'max_strip_px': 1, 'cell_px': 1,
-               'workers': 1}  # key: smallest value
+               'workers': 1, 'readers': 0}  # key: smallest value
 _ZONAL_FLAGS = ('write_dataframe', 'cog_conversion', 'use_gpu', 'resume', 'amp', 'cpu_bf16', 'channels_last')
 _ZONAL_BLOCK = {'input_img_path', 'channels', 'normalization', 'calc_elevation', 'calc_elevation_stack_dsm', 'dates_txt',
                 'filter_clouds', 'filter_clouds_img_path', 'temporal_average', 'average_period',

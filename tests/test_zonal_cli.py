@@ -1,6 +1,10 @@
 """End-to-end runs of `flairhub_zonal` (the console script; `python -m flairhub_nb.zonal.cli` is the same command): the
 reference zonal config pointed at a small synthetic zone, bad inputs, a crash (SIGKILL) and resume, two ranks writing
-one zone, and the Python API (`predict_zone`) accepting and rejecting exactly the configs the command does."""
+one zone, and the Python API (`predict_zone`) accepting and rejecting exactly the configs the command does.
+
+The runs that are not about readers use `readers: 0` (a thread): a spawned reader costs ~3 s of interpreter and
+imports per run here. The default (`readers: 1`) runs the reference run every other run is compared with, the
+kill-and-resume run and the spoiled-raster run."""
 import copy, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
@@ -46,9 +50,10 @@ def zone(tmp_path_factory):
     paths = make_test_zone(d / 'inputs', width_m=30.0, height_m=100.0)
     cfg = zonal_config(paths, ('AERIAL_RGBI',), img_pixels_detection=128, margin=16, output_px_meters=0.2,
                        batch_size=1, num_worker=0, use_gpu=False, monotemp_arch='test_convnext-upernet',
-                       output_path=str(d / 'out'), output_name='toy')
+                       output_path=str(d / 'out'), output_name='toy', readers=0)
     cfg['model_weights'] = _weights(cfg, d, {'AERIAL_RGBI': 128})
-    r = _cli(cfg, d)  # one uninterrupted single-process run, the reference for the other tests
+    ref = {k: v for k, v in cfg.items() if k != 'readers'}  # the default: one reader process
+    r = _cli(ref, d)  # one uninterrupted single-process run, the reference for the other tests
     return d, paths, cfg, r
 
 
@@ -106,9 +111,28 @@ def test_bad_inputs_exit_1(zone, case):
     assert not list((d / 'out').glob(f'bad_{case}_*.tif'))
 
 
+def test_raster_spoiled_after_its_header_exits_1_naming_it(zone):
+    """A raster whose header opens (planning passes) but whose tiles are cut short: the reader process's error names
+    the file, the command exits 1 with one line, the spoiled cell has no marker (the cells read before it do)"""
+    d, paths, cfg, _ = zone
+    cut = d / 'aerial_cut.tif'
+    cut.write_bytes(Path(paths['AERIAL_RGBI']).read_bytes()[:Path(paths['AERIAL_RGBI']).stat().st_size * 2 // 3])
+    c = json.loads(json.dumps(cfg))
+    c['modalities']['AERIAL_RGBI']['input_img_path'], c['output_name'], c['cell_px'], c['readers'] = str(cut), 'cut', 96, 1
+    r = _cli(c, d, 'cut')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    line = [l for l in r.stderr.splitlines() if l.startswith('flairhub_zonal: error:')]
+    assert line and 'ZoneReadError: cell ' in line[0] and f'{cut}: cannot read AERIAL_RGBI' in line[0], r.stderr
+    assert 'Traceback' not in r.stderr, r.stderr
+    bad = line[0].split('ZoneReadError: cell ')[1].split(':')[0]
+    units = d / 'out' / '.cut.units'
+    assert not (units / f'{bad}.done').exists() and not [f for f in units.rglob('*') if bad in f.name]
+    assert not (d / 'out' / f'cut_{TASK}_argmax.tif').exists() and not (d / 'out' / '.cut.units.lock').exists()
+
+
 def test_kill_and_resume(zone):
     d, _, cfg, _ = zone
-    c = {**cfg, 'output_name': 'killed', 'cell_px': 96}  # one tile per cell: 12 cells
+    c = {**cfg, 'output_name': 'killed', 'cell_px': 96, 'readers': 1}  # one tile per cell: 12 cells
     units = d / 'out' / '.killed.units'
     proc = _cli(c, d, 'killed', wait=False)
     t0 = time.time()
@@ -162,6 +186,8 @@ SAME_CASES = {  # id: (changes {dotted path: value}, top-level keys removed, key
     'unknown_modality': ({'modalities.inputs.AERIAL_RGB': True}, (), 'modalities.inputs.AERIAL_RGB'),
     'channel': ({'modalities.AERIAL_RGBI.channels': [4, 1, 9]}, (), 'modalities.AERIAL_RGBI.channels[2]'),
     'no_active_task': ({'tasks': []}, (), 'tasks'),
+    'readers_negative': ({'readers': -1}, (), 'readers'),
+    'readers_fraction': ({'readers': 1.5}, (), 'readers'),
 }
 
 

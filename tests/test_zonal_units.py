@@ -1,7 +1,11 @@
 """Zonal work units (`flairhub_nb.zonal.units`) and engines (`flairhub_nb.zonal.engines`): the same output whatever the
-cell size, the worker count and the engine (local processes, submitit's local executor); reruns recompute only
-unfinished cells; markers, lock and previous outputs are safe."""
-import json, os
+cell size, the worker count, the reader processes and the engine (local processes, submitit's local executor); reruns
+recompute only unfinished cells; markers, lock and previous outputs are safe; a reader's error names the file.
+
+Tests that are not about readers run with `readers=0` (a thread): each spawned reader costs ~2.5 s of interpreter and
+imports on this machine. The default (`readers: 1`) runs in the reader tests here and in every `flairhub_zonal` run
+of tests/test_zonal_cli.py."""
+import json, os, re, subprocess, sys, textwrap
 import numpy as np
 import pytest
 import rasterio
@@ -12,7 +16,8 @@ from flairhub_nb.zonal.plan import plan_zone
 from flairhub_nb.toy.zone import write_test_raster
 from flairhub_nb.zonal.read import ModalitySpec, ZoneReader
 from flairhub_nb.zonal.write import write_zone
-from flairhub_nb.zonal.units import UnitStore, UnitJob, OutputLockedError, run_cells
+from flairhub_nb.zonal.units import UnitStore, UnitJob, OutputLockedError, run_cells, cell_inputs
+from flairhub_nb.zonal.device import ZoneReadError
 from flairhub_nb.zonal.engines import run_local, run_submitit, shares, slurm_share, sbatch_script
 
 K, TASK = 5, 'AERIAL_LABEL-COSIA'
@@ -38,9 +43,10 @@ def zone(tmp_path_factory):
     return d, plan, reader
 
 
-def _job(zone, sub, cell_px, output_type='argmax', make=wavy):
+def _job(zone, sub, cell_px, output_type='argmax', make=wavy, readers=0):
     d, plan, reader = zone
-    return UnitJob(plan, reader, UnitStore(d / sub / 'z.units', {'v': 1}, TASKS, output_type), make, cell_px, 'blend', 3)
+    return UnitJob(plan, reader, UnitStore(d / sub / 'z.units', {'v': 1}, TASKS, output_type), make, cell_px, 'blend', 3,
+                   readers=readers)
 
 
 def _read(path):
@@ -62,6 +68,74 @@ def test_same_output_any_cell_size_and_workers(zone, output_type):
         else: assert np.abs(out - ref).max() <= 1, (cell_px, workers)
         vrt = res[TASK].with_suffix('.vrt')
         assert np.array_equal(_read(vrt), out)   # the VRT over the cells' COGs is the merged mosaic
+
+
+@pytest.mark.parametrize('output_type,readers,workers', [('argmax', 2, 1), ('argmax', 1, 2), ('class_prob', 1, 1)])
+def test_reader_processes_same_output(zone, output_type, readers, workers):
+    """Cells read in 1 or 2 reader processes (also by 2 local workers with a reader each) give the bytes of readers=0"""
+    d = zone[0]
+    ref = _job(zone, f'r0_{output_type}_{readers}{workers}', 36, output_type, readers=0)
+    assert len(ref.cells) >= 6
+    run_cells(ref, ref.todo())
+    want = _read(ref.finalize(d / f'r0_{output_type}_{readers}{workers}', 'z')[TASK])
+    sub = f'r{readers}w{workers}_{output_type}'
+    job = _job(zone, sub, 36, output_type, readers=readers)
+    run_local(job, job.todo(), workers)
+    assert _read(job.finalize(d / sub, 'z')[TASK]).tobytes() == want.tobytes()
+
+
+def test_reads_happen_in_reader_processes(zone):
+    job = _job(zone, 'pids', 36, readers=2)
+    items = list(cell_inputs(job, job.cells, torch.device('cpu')))
+    assert [i.cell for i in items] == [c.id for c in job.cells]          # the planned order
+    pids = {i.pid for i in items}
+    assert os.getpid() not in pids and len(pids) == 2                     # both readers, neither this process
+    assert all(b.data.is_shared() for i in items for b in i.blocks.values())  # handed over in shared memory
+    assert {i.pid for i in cell_inputs(_job(zone, 'pids0', 36, readers=0), job.cells[:2], torch.device('cpu'))} == {os.getpid()}
+
+
+@pytest.mark.parametrize('v', [-1, 1.5, True])
+def test_readers_must_be_a_count(zone, v):
+    with pytest.raises(ValueError, match=f"readers: {v!r} must be an integer >= 0"): _job(zone, 'bad', 36, readers=v)
+
+
+@pytest.mark.parametrize('readers', [0, 1])
+def test_reader_error_names_the_file_and_leaves_no_marker(tmp_path, readers):
+    """A raster cut short after planning: the share stops at the first cell it spoils, naming the file; that cell
+    leaves no marker and no file, the cells before it are done"""
+    cls = np.random.default_rng(3).integers(0, K, (157, 203)).astype(np.uint8)
+    path = write_test_raster(tmp_path / 'zone.tif', np.stack([cls] * 4))
+    plan = plan_zone({'AERIAL_RGBI': path}, 48, 12)
+    reader = ZoneReader(plan, {'AERIAL_RGBI': ModalitySpec('AERIAL_RGBI', str(path), [1, 2, 3])})
+    job = UnitJob(plan, reader, UnitStore(tmp_path / 'z.units', {'v': 1}, TASKS), wavy, 36, 'blend', 3, readers=readers)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size * 2 // 3])
+    with pytest.raises(ZoneReadError, match=rf"cell cell_\d+_\d+: {re.escape(str(path))}: cannot read AERIAL_RGBI") as e:
+        run_cells(job, job.todo())
+    bad = e.value.args[0].split(':')[0].removeprefix('cell ')
+    ids = [c.id for c in job.cells]
+    assert job.todo() == ids[ids.index(bad):]                             # done up to the spoiled cell, then nothing
+    assert not [f for f in (tmp_path / 'z.units').rglob('*') if bad in f.name]
+
+
+def test_unguarded_script_gets_a_hint(tmp_path):
+    """Spawned readers import the main module: a script running cells at import time fails, saying why"""
+    script = tmp_path / 'unguarded.py'
+    script.write_text(textwrap.dedent(f"""
+        import numpy as np
+        from flairhub_nb.toy.zone import write_test_raster
+        from flairhub_nb.zonal.plan import plan_zone
+        from flairhub_nb.zonal.read import ModalitySpec, ZoneReader
+        from flairhub_nb.zonal.units import UnitJob, UnitStore, run_cells
+        import torch
+        p = write_test_raster({str(tmp_path / 'z.tif')!r}, np.ones((4, 60, 60), np.uint8))
+        plan = plan_zone({{'AERIAL_RGBI': p}}, 48, 12)
+        reader = ZoneReader(plan, {{'AERIAL_RGBI': ModalitySpec('AERIAL_RGBI', str(p), [1, 2, 3])}})
+        make = lambda: (lambda b: {{'T': torch.zeros(len(b['tile_row']), 2, 48, 48)}})
+        run_cells(UnitJob(plan, reader, UnitStore({str(tmp_path / 'u')!r}, {{}}, {{'T': 2}}), make, 36, readers=1), ['cell_0000_0000'])
+        """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False,
+                       env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+    assert r.returncode != 0 and "needs `if __name__ == '__main__':`, or set readers: 0" in r.stderr, r.stderr[-2000:]
 
 
 def test_index_and_vrt_georeference(zone):

@@ -111,7 +111,7 @@ def zone_job(cfg: dict, # resolved zonal config
     store = UnitStore(Path(cfg['output_path']) / f".{cfg['output_name']}.units", sig, spec.num_classes, cfg['output_type'])
     make = _Given(predict_fn) if predict_fn is not None else ModelPredictor(cfg, plan, model)
     return UnitJob(plan, reader, store, make, cfg['cell_px'], cfg['stitching'], cfg['batch_size'],
-                   'cuda' if cfg['use_gpu'] and torch.cuda.is_available() else 'cpu')
+                   'cuda' if cfg['use_gpu'] and torch.cuda.is_available() else 'cpu', cfg['readers'])
 
 # %% ../../nbs/44_zonal.cli.ipynb #002268df
 def _run_engine(job: UnitJob, cfg: dict, ids: list) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 import numpy as np
 import torch
+import rasterio.errors
 from rasterio.windows import Window
 from fastcore.basics import patch
 from ..data.sentinel import DATES_KEY
@@ -20,31 +21,36 @@ from .stitch import band_ready_after
 from .write import ARGMAX_NODATA, encode
 
 # %% auto #0
-__all__ = ['read_region', 'Block', 'tile_source', 'read_cell', 'ship', 'resample', 'cut_tiles', 'normalise', 'cell_batch',
-           'argmax_classes', 'encode_band', 'device_probs', 'stream_cell']
+__all__ = ['ZoneReadError', 'read_region', 'Block', 'tile_source', 'host_tensor', 'read_cell', 'ship', 'resample', 'cut_tiles',
+           'normalise', 'cell_batch', 'argmax_classes', 'encode_band', 'device_probs', 'stream_cell']
 
 # %% ../../nbs/47_zonal.device.ipynb #a30d0778
+class ZoneReadError(OSError):
+    "A zone raster that could not be opened or read (named, with the cell's region)"
+
 def read_region(ds, # open rasterio dataset
                 rows: tuple[int, int], # [r0, r1) in the dataset's pixels; may reach outside the raster
                 cols: tuple[int, int], # [c0, c1)
                 indexes: list|None=None, # 1-based bands, all when None
                 masks: bool=False, # the dataset mask (0 = nodata) instead of the bands
+                out: np.ndarray|None=None, # (C,h,w) array to decode into (e.g. shared memory), allocated when None
                ) -> np.ndarray:
     "A (C,h,w) block in the raster's own dtype, decoded once; outside the raster it is 0 (padded here, no boundless read)"
     indexes = list(indexes or range(1, ds.count + 1))
     (r0, r1), (c0, c1) = rows, cols
-    out = np.zeros((len(indexes), r1 - r0, c1 - c0), np.uint8 if masks else ds.dtypes[0])
+    if out is None: out = np.empty((len(indexes), r1 - r0, c1 - c0), np.uint8 if masks else ds.dtypes[0])
     ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, ds.height), max(c0, 0), min(c1, ds.width)
-    if ir1 > ir0 and ic1 > ic0:
-        w = Window(ic0, ir0, ic1 - ic0, ir1 - ir0)
-        out[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = ds.read_masks(indexes, window=w) if masks else ds.read(indexes, window=w)
+    if (ir0, ir1, ic0, ic1) != (r0, r1, c0, c1): out[:] = 0
+    if ir1 > ir0 and ic1 > ic0:  # rasterio decodes straight into the view: no temporary block
+        w, view = Window(ic0, ir0, ic1 - ic0, ir1 - ir0), out[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0]
+        (ds.read_masks if masks else ds.read)(indexes, window=w, out=view)
     return out
 
 # %% ../../nbs/47_zonal.device.ipynb #8fd873df
 @dataclass
 class Block:
     "One modality's input over a cell as decoded: `data` (C,h,w), whose pixel (0, 0) is the raster's (`row0`, `col0`)"
-    data: object # np.ndarray on the host; a torch.Tensor on the device once shipped
+    data: torch.Tensor # on the host in the raster's dtype as read (shared memory in a reader process); on the device once shipped
     row0: int # raster row of the block's first row
     col0: int # raster column of the block's first column
 
@@ -69,41 +75,70 @@ def cell_region(self: TilingPlan, tiles: list, # a cell's tiles, row-major (`cel
     p = 0 if exact else 1
     return (math.floor(r + 1e-6) - p, math.ceil(R + h - 1e-6) + p), (math.floor(c + 1e-6) - p, math.ceil(C + w - 1e-6) + p)
 
+# %% ../../nbs/47_zonal.device.ipynb #6157fd7b
+def host_tensor(shape: tuple, # (C,h,w)
+                dtype, # numpy dtype (the raster's)
+                shared: bool=False, # in shared memory (a DataLoader worker hands it over without a copy)
+               ) -> torch.Tensor:
+    "An uninitialised host tensor of the raster's dtype, allocated in shared memory when `shared`"
+    dt = torch.from_numpy(np.empty(0, dtype)).dtype
+    if not shared: return torch.empty(shape, dtype=dt)
+    st = torch.UntypedStorage._new_shared(math.prod(shape) * dt.itemsize)  # what `share_memory_` allocates, without its copy
+    return torch.empty(0, dtype=dt).set_(st, 0, shape)
+
 # %% ../../nbs/47_zonal.device.ipynb #b6ea058d
-def _valid_block(reader: ZoneReader, tiles: list) -> Block:
+def _read_block(ds, m: str, rows: tuple, cols: tuple, idx: list|None, shared: bool, masks: bool=False) -> Block:
+    "Decode one block of `ds` into a (shared) host tensor; a failed read names the file, the modality and the region"
+    n = len(idx or range(ds.count))
+    x = host_tensor((n, rows[1] - rows[0], cols[1] - cols[0]), np.uint8 if masks else ds.dtypes[0], shared)
+    try: read_region(ds, rows, cols, idx, masks, out=x.numpy())
+    except (rasterio.errors.RasterioError, OSError) as e:
+        raise ZoneReadError(f"{ds.name}: cannot read {m} rows {rows} x cols {cols}: {e}") from e
+    return Block(x, rows[0], cols[0])
+
+def _valid_block(reader: ZoneReader, tiles: list, dss: dict, shared: bool) -> Block:
     "Where the reference modality has data over the cell: its mask, or (no nodata, no mask) the raster's extent"
     plan = reader.plan
     m, info = plan.ref_modality, plan.rasters[plan.ref_modality]
     (r0, r1), (c0, c1) = plan.cell_region(tiles, m)
     if info.nodata is None and not info.has_mask:
-        v = np.zeros((1, r1 - r0, c1 - c0), bool)
+        v = host_tensor((1, r1 - r0, c1 - c0), bool, shared).fill_(False)
         v[:, max(0, -r0):max(0, min(r1, info.height) - r0), max(0, -c0):max(0, min(c1, info.width) - c0)] = True
-    else: v = read_region(reader._open()[m], (r0, r1), (c0, c1), [1], masks=True) > 0
-    return Block(v, r0, c0)
+        return Block(v, r0, c0)
+    b = _read_block(dss[m], m + ' mask', (r0, r1), (c0, c1), [1], shared, masks=True)
+    return Block(b.data.clamp_(max=1).view(torch.bool), r0, c0)  # 0 / 255 -> False / True, in place
+
+# %% ../../nbs/47_zonal.device.ipynb #8068f70f
+def _open_all(reader: ZoneReader) -> dict:
+    "The reader's datasets in this process (a reader process opens its own); one that cannot be opened is named"
+    try: return reader._open()
+    except (rasterio.errors.RasterioError, OSError) as e: raise ZoneReadError(f"cannot open a zone raster: {e}") from e
 
 def read_cell(reader: ZoneReader, # the zone's reader (its files, opened in this process)
               tiles: list, # the cell's tiles, row-major
+              shared: bool=False, # blocks in shared memory (read in a DataLoader worker)
              ) -> dict:
     "Host side: each modality's input over the cell, decoded once in its raw dtype (+ S2 cloud masks, the valid mask)"
-    plan, dss, out = reader.plan, reader._open(), {}
+    plan, dss, out = reader.plan, _open_all(reader), {}
     for m, s in reader.specs.items():
         rows, cols = plan.cell_region(tiles, m)
         idx = None if s.is_series else ((s.channels or [1, 2]) if m == 'DEM_ELEV' else s.channels)
-        out[m] = Block(read_region(dss[m], rows, cols, idx), rows[0], cols[0])
-        if s.filter_clouds: out[m + ':clouds'] = Block(read_region(dss[m + ':clouds'], rows, cols), rows[0], cols[0])
-    out['valid'] = _valid_block(reader, tiles)
+        out[m] = _read_block(dss[m], m, rows, cols, idx, shared)
+        if s.filter_clouds: out[m + ':clouds'] = _read_block(dss[m + ':clouds'], m + ' clouds', rows, cols, None, shared)
+    out['valid'] = _valid_block(reader, tiles, dss, shared)
     return out
 
 # %% ../../nbs/47_zonal.device.ipynb #0260ee83
-def ship(blocks: dict, # `read_cell`'s blocks
+def ship(blocks: dict, # `read_cell`'s blocks (host tensors)
          device: torch.device, # where the model runs
          series: tuple=(), # modalities kept on the host (time series: cut and averaged tile by tile there)
         ) -> dict:
-    "The blocks as tensors on `device` (through pinned memory, asynchronously, on CUDA); time series stay on the host"
+    "The blocks on `device`: from pinned memory, asynchronously, on CUDA; time series (and everything on a CPU) stay as they are"
+    if device.type != 'cuda': return blocks
     out = {}
     for k, b in blocks.items():
-        x = torch.from_numpy(b.data)
-        if k.split(':')[0] not in series and device.type == 'cuda': x = x.pin_memory().to(device, non_blocking=True)
+        x = b.data
+        if k.split(':')[0] not in series: x = (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
         out[k] = Block(x, b.row0, b.col0)
     return out
 

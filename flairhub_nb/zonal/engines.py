@@ -8,6 +8,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.engines.html.md"""
 from __future__ import annotations
 import multiprocessing as mp
 import os, shlex
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from .units import UnitJob, run_cells
 
@@ -42,12 +43,12 @@ def run_local(job: UnitJob, # the zone's job
               ids: list, # cells to run
               workers: int=1, # processes (one per device on a GPU machine)
              ) -> int:
-    "The default engine: this process when `workers` is 1, else forked worker processes, each with its share"
+    "The default engine: this process when `workers` is 1, else forked worker processes, each with its share (and its reader processes)"
     parts = shares(ids, workers)
     if len(parts) <= 1: return run_cells(job, parts[0] if parts else [])
     threads = (os.cpu_count() or 1) // len(parts)
-    with mp.get_context('fork').Pool(len(parts)) as pool:
-        return sum(pool.starmap(_local_worker, [(job, p, i, threads) for i, p in enumerate(parts)]))
+    with ProcessPoolExecutor(len(parts), mp_context=mp.get_context('fork')) as ex:  # not daemonic: each starts its readers
+        return sum(ex.map(_local_worker, [job] * len(parts), parts, range(len(parts)), [threads] * len(parts)))
 
 # %% ../../nbs/46_zonal.engines.ipynb #a5229e3c
 def run_submitit(job: UnitJob, # the zone's job

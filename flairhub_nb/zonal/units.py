@@ -6,11 +6,11 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.units.html.md"""
 
 # %% ../../nbs/45_zonal.units.ipynb #08e65010
 from __future__ import annotations
-import json, os, socket, warnings, hashlib
+import contextlib, json, os, socket, time, warnings, hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from xml.sax.saxutils import escape
 import numpy as np
 import torch
@@ -21,10 +21,11 @@ from .plan import TilingPlan
 from .read import ZoneReader
 from .stitch import Stitcher
 from .write import ARGMAX_NODATA, task_colormap, _to_cog
-from .device import read_cell, ship, stream_cell, encode_band
+from .device import Block, ZoneReadError, read_cell, ship, stream_cell, encode_band
 
 # %% auto #0
-__all__ = ['Cell', 'UnitStore', 'OutputLockedError', 'write_vrt', 'merge_cells', 'UnitJob', 'worker_device', 'run_cells']
+__all__ = ['Cell', 'UnitStore', 'OutputLockedError', 'write_vrt', 'merge_cells', 'UnitJob', 'worker_device', 'CellInput',
+           'CellReads', 'cell_inputs', 'run_cells']
 
 # %% ../../nbs/45_zonal.units.ipynb #857e9049
 @dataclass(frozen=True)
@@ -111,12 +112,15 @@ def _stream_cell(plan, reader, predict_fn, tasks, c, blocks, dsts, writer, write
     emit = lambda b, outs: writes.append(writer.submit(_write_band, dsts, _encode_band(outs, output_type), y0))
     return stream_cell(plan, reader, predict_fn, tasks, tiles, (c.r0, c.r1), blocks, sts, emit, batch_size, device, blend)
 
-def _cell_blocks(plan: TilingPlan, reader: ZoneReader, c: Cell, mode: str, device: torch.device) -> dict|None:
-    "Reader side: the cell's inputs, decoded once and shipped to `device` (None for a cell without output pixels)"
+def _cell_blocks(plan: TilingPlan, reader: ZoneReader, c: Cell, mode: str, shared: bool=False) -> dict|None:
+    "Reader side: the cell's inputs, decoded once in their raw dtype (None for a cell without output pixels)"
     y0, y1, x0, x1 = plan.cell_window(c)
     if y1 <= y0 or x1 <= x0: return None
-    series = tuple(m for m, s in reader.specs.items() if s.is_series)
-    return ship(read_cell(reader, plan.cell_tiles_to_run(c, mode == 'blend')), device, series)
+    return read_cell(reader, plan.cell_tiles_to_run(c, mode == 'blend'), shared)
+
+def _ship(reader: ZoneReader, blocks: dict|None, device: torch.device) -> dict|None:
+    "A cell's blocks on `device` (`zonal.device.ship`: time series stay on the host)"
+    return None if blocks is None else ship(blocks, device, tuple(m for m, s in reader.specs.items() if s.is_series))
 
 # %% ../../nbs/45_zonal.units.ipynb #68cea609
 class UnitStore:
@@ -208,8 +212,8 @@ def run_cell(self: UnitStore, plan: TilingPlan, reader: ZoneReader, predict_fn: 
     "Predict one cell into its COGs (temporary names, then renamed) and write its done marker last; returns tiles run"
     device = torch.device(device)
     with ThreadPoolExecutor(1, 'zonal-write') as wr:
-        return _start_cell(self, plan, reader, predict_fn, c, mode, batch_size, _cell_blocks(plan, reader, c, mode, device),
-                           device, wr).result()
+        return _start_cell(self, plan, reader, predict_fn, c, mode, batch_size, _ship(reader, _cell_blocks(plan, reader, c, mode),
+                           device), device, wr).result()
 
 # %% ../../nbs/45_zonal.units.ipynb #913850d4
 class OutputLockedError(RuntimeError): "Another run holds the output's lock file"
@@ -363,6 +367,10 @@ class UnitJob:
     mode: str='blend' # 'blend' or 'crop'
     batch_size: int=4 # tiles per forward
     device: str='cpu' # 'cpu', or 'cuda' (each worker takes cuda:LOCAL_RANK)
+    readers: int=1 # reader processes decoding the next cells (`readers`); 0: one thread of the worker's own process
+    def __post_init__(self):
+        if not isinstance(self.readers, int) or isinstance(self.readers, bool) or self.readers < 0:
+            raise ValueError(f"readers: {self.readers!r} must be an integer >= 0 (reader processes; 0 reads in a thread)")
     @property
     def cells(self) -> list[Cell]: return self.plan.cells(self.cell_px)
 
@@ -377,22 +385,92 @@ def worker_device(kind: str, # 'cpu' or 'cuda'
     if kind == 'cuda': return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count())
     return torch.device('cpu')
 
+# %% ../../nbs/45_zonal.units.ipynb #a08e094c
+@dataclass
+class CellInput:
+    "One cell's inputs as a reader hands them over: `read_cell`'s blocks (None: no output pixels), or the read error"
+    cell: str # the cell's id
+    pid: int # the process that read it
+    blocks: dict|None # modality -> `Block` of host tensors
+    error: str|None=None # why it could not be read (names the file)
+    cpu_s: float=0.0 # CPU seconds spent reading it (a reader process's CPU, or the reading thread's; no start-up)
+    def pin_memory(self):
+        "The same cell with its blocks in pinned memory (what the DataLoader's pin thread calls on CUDA)"
+        b = None if self.blocks is None else {k: Block(v.data.pin_memory(), v.row0, v.col0) for k, v in self.blocks.items()}
+        return CellInput(self.cell, self.pid, b, self.error, self.cpu_s)
+
+class CellReads(torch.utils.data.Dataset):
+    "A share's cells, in order: item k is cell k's `CellInput`, read in the process that asks for it"
+    def __init__(self, plan: TilingPlan, reader: ZoneReader, cells: list, # the zone's plan and reader, the share's cells
+                 mode: str='blend', # 'blend' or 'crop' (which tiles a cell runs)
+                 shared: bool=False, # blocks in shared memory (read in a DataLoader worker)
+                ):
+        self.plan, self.reader, self.mode, self.shared = plan, reader, mode, shared
+        self.cells = [astuple(c) for c in cells]  # plain numbers cross to the readers (a notebook's own `Cell` would not)
+    def __len__(self) -> int: return len(self.cells)
+    def __getitem__(self, k: int) -> CellInput:
+        clock = time.process_time if self.shared else time.thread_time  # shared: a reader process of its own
+        c, t0 = Cell(*self.cells[k]), clock()
+        try: blocks, err = _cell_blocks(self.plan, self.reader, c, self.mode, self.shared), None
+        except ZoneReadError as e: blocks, err = None, f"cell {c.id}: {e}"
+        return CellInput(c.id, os.getpid(), blocks, err, clock() - t0)
+
+# %% ../../nbs/45_zonal.units.ipynb #c0c7df86
+def _thread_inputs(ds: CellReads) -> Iterator[CellInput]:
+    "`readers=0`: the next cell read in a thread of this process while the caller works on this one"
+    with ThreadPoolExecutor(1, 'zonal-read') as rd:
+        nxt = rd.submit(ds.__getitem__, 0) if len(ds) else None
+        for k in range(len(ds)):
+            item = nxt.result()
+            nxt = rd.submit(ds.__getitem__, k + 1) if k + 1 < len(ds) else None
+            yield item
+
+def _loader_inputs(it) -> Iterator[CellInput]:
+    "The DataLoader's items; a reader that died is explained; the readers stop when this generator ends or is closed"
+    try: yield from it
+    except RuntimeError as e:
+        if 'exited unexpectedly' not in str(e): raise
+        raise RuntimeError(f"a zonal reader process died ({e}). Readers are spawned and import the main module: a script "
+                           "that runs zonal inference at import needs `if __name__ == '__main__':`, or set readers: 0") from e
+    finally: del it
+
+def cell_inputs(job: UnitJob, # the zone's job (its `readers`)
+                cells: list, # the share's cells, in processing order
+                device: torch.device, # the worker's device (pinned memory when CUDA)
+               ) -> Iterator[CellInput]:
+    "The cells' inputs in order, read ahead in `job.readers` reader processes (started now), or a thread with 0"
+    ds = CellReads(job.plan, job.reader, cells, job.mode, shared=job.readers > 0)
+    if not job.readers: return _thread_inputs(ds)
+    if not cells: return (x for x in ())
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=min(job.readers, len(cells)), prefetch_factor=1,
+                                     pin_memory=device.type == 'cuda', multiprocessing_context='spawn')
+    with torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext():
+        return _loader_inputs(iter(dl))  # the readers start here, pinning for `device`
+
 # %% ../../nbs/45_zonal.units.ipynb #679dfead
+def _take(item: CellInput, c: Cell, reader: ZoneReader, device: torch.device) -> dict|None:
+    "The cell's blocks on `device`; a read error raised here, in the worker, naming the file"
+    if item.cell != c.id: raise RuntimeError(f"reader handed over {item.cell} where {c.id} was next: cells out of order")
+    if item.error: raise ZoneReadError(item.error)
+    return _ship(reader, item.blocks, device)
+
 def run_cells(job: UnitJob, # the zone's job
               ids: list, # cell ids to run (those already done are skipped)
              ) -> int:
-    "A worker's share: each unfinished cell of `ids`, the next one read while this one computes and the last one is written"
-    by, predict, dev = {c.id: c for c in job.cells}, job.make_predict(), worker_device(job.device)
+    "A worker's share: each unfinished cell of `ids`, the next ones read while this one computes and the last one is written"
+    by, dev = {c.id: c for c in job.cells}, worker_device(job.device)
     cells = [by[i] for i in ids if not job.store.is_done(by[i])]
-    read = lambda c: _cell_blocks(job.plan, job.reader, c, job.mode, dev)
-    with ThreadPoolExecutor(1, 'zonal-read') as rd, ThreadPoolExecutor(1, 'zonal-write') as wr:
-        futs, nxt = [], rd.submit(read, cells[0]) if cells else None
-        for k, c in enumerate(cells):
-            blocks = nxt.result()
-            nxt = rd.submit(read, cells[k + 1]) if k + 1 < len(cells) else None
-            futs.append(_start_cell(job.store, job.plan, job.reader, predict, c, job.mode, job.batch_size, blocks, dev, wr))
-            if len(futs) > 1: futs[-2].result()  # a failed write stops the share; at most one cell waits for its finish
-        return sum(f.result() for f in futs)
+    inputs = cell_inputs(job, cells, dev)  # the readers start while the model is built
+    try:
+        predict = job.make_predict()
+        with ThreadPoolExecutor(1, 'zonal-write') as wr:
+            futs = []
+            for c, item in zip(cells, inputs):
+                blocks = _take(item, c, job.reader, dev)
+                futs.append(_start_cell(job.store, job.plan, job.reader, predict, c, job.mode, job.batch_size, blocks, dev, wr))
+                if len(futs) > 1: futs[-2].result()  # a failed write stops the share; at most one cell waits for its finish
+            return sum(f.result() for f in futs)
+    finally: inputs.close()
 
 # %% ../../nbs/45_zonal.units.ipynb #08ecfbaf
 @patch
