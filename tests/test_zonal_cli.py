@@ -269,3 +269,38 @@ def test_outputs_printed_and_finished_zone_not_recomputed(zone):
     third = _cli({**c, 'resume': False}, d, 'again')  # resume: false recomputes
     assert third.returncode == 0 and 'already complete' not in third.stdout
     assert cog.stat().st_mtime_ns != stamps[cog]
+
+
+def _small_shm_routes(cmd: list) -> list:
+    "The command with a 64 KiB /dev/shm: a mount namespace as root, else inside a user namespace"
+    mount = 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$0" "$@"'
+    return [['unshare', '--mount', 'sh', '-c', mount] + cmd,
+            ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', mount] + cmd]
+
+
+def test_shared_memory_too_small_is_named(zone, monkeypatch):
+    """A container with little shared memory (Docker's default is 64 MiB): a reader that cannot allocate a cell's
+    block in /dev/shm fails the run with one line saying so and what to change, not a reader crash"""
+    d, _, cfg, _ = zone
+    c = {**cfg, 'output_name': 'shm', 'readers': 1}
+    p = d / 'shm.yaml'
+    p.write_text(yaml.safe_dump(c))
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    for cmd in _small_shm_routes([_script('flairhub_zonal'), '--config', str(p)]):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+        if 'flairhub_zonal' in r.stderr: break  # the command ran under the small /dev/shm
+    else:  # no namespaces here: the same failure injected where torch reports it
+        from flairhub_nb.zonal import device
+        def full(n): raise RuntimeError(f"unable to allocate shared memory(shm) for file </torch_0>: No space left on device (28)")
+        monkeypatch.setattr(device.torch.UntypedStorage, '_new_shared', staticmethod(full))
+        with pytest.raises(device.ZoneReadError, match='no room in shared memory') as e: device.host_tensor((4, 8, 8), np.uint8, True)
+        assert 'readers: 0' in str(e.value) and '--shm-size' in str(e.value)
+        return
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    line = [l for l in r.stderr.splitlines() if l.startswith('flairhub_zonal: error:')]
+    assert line and 'no room in shared memory' in line[0] and 'readers: 0' in line[0] and '--shm-size' in line[0], r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and not (d / 'out' / f'shm_{TASK}_argmax.tif').exists()
+    c['readers'] = 0  # the advice works: the same run in a thread of the process
+    p.write_text(yaml.safe_dump(c))
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0 and (d / 'out' / f'shm_{TASK}_argmax.tif').is_file(), r.stderr[-2000:]
