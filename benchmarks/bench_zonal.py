@@ -54,6 +54,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 WAYS = {
     'ours': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=True),
     'ours_fp32': dict(stitching='blend', img_pixels_detection=512, margin=16, batch_size=2, max_strip_px=960, cpu_bf16=False),
+    # the default config (2048 px tiles, tile/8 margin, 8192 px cells) scaled to 1 m pixels: the same tiles and cells on the
+    # ground as at 0.2 m, so a 25 km² zone runs through 9 cells while 1 km² is one (peak RSS bounded by a cell, not the zone)
+    'ours_cells': dict(stitching='blend', img_pixels_detection=512, margin=64, batch_size=2, cell_px=2048, cpu_bf16=False),
     'reference': dict(stitching='crop', img_pixels_detection=2048, margin=512, batch_size=1, max_strip_px=1024, cpu_bf16=False,
                       channels_last=False),
 }
