@@ -46,6 +46,16 @@ CPU-s for both ways, did not fit), first with the former default margin 512 (sam
     0.26km² reference         9    338.6    562.7    1.68        6015
   -> 2.48x the reference's km² per CPU-second (4 tiles instead of 9); the wall ratio (6.7x) is mostly load (ours ran at
      load 2, the reference at 6.7). Peak RSS 15 % lower; both about 5-6 GB, set by one 2048 px swin-tiny tile in fp32.
+  the 1 km² zone (5120² px), default margin 256 (tile/8), fp32 both, reader thread (06:09-06:27, load 2.3-3.6):
+       zone way           tiles    CPU-s   wall-s   km²/h peak RSS MB   ours/reference:  CPU-s wall-s  km²/h   RSS
+    1.05km² ours_default     16    493.3    471.6    8.00        6646                     0.68   0.81   1.24  1.03
+    1.05km² reference        25    721.6    582.7    6.48        6424
+  -> 1.46x the reference's km² per CPU-second (16 tiles instead of 25), 1.24x wall; peak RSS 3 % higher (a cell's
+     blend accumulators over 5120 px rows beside one 2048 px swin-tiny tile).
+`--ways ours_cells --areas 1 25` (the default's tiles and cells scaled to 1 m pixels; test_convnext-upernet; CPU and
+peak RSS count the reader process; 06:56-06:58, load 0.8-1.6): 1 km² (1 cell, 9 tiles) 8.2 CPU-s, 2,038 MB; 25 km²
+(9 cells, 196 tiles) 154.8 CPU-s, 2,249 MB: +10 % peak RSS for 25x the area. (With the default cells at 1 m, one
+8192 px cell holds the whole 25 km² zone and the peak grows with it: 4,429 -> 6,774 MB.)
 """
 import argparse, json, math, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
