@@ -35,8 +35,7 @@ from .sentinel import DATES_GPKG, SentinelDates
 
 # %% auto #0
 __all__ = ['PACK_FORMAT', 'MANIFEST', 'StalePackError', 'file_sha256', 'pack_columns', 'pack_mismatch', 'pack_dataset',
-           'PackedSplit', 'SharedMemoryError', 'empty_batch', 'BatchBuffers', 'ArenaBatch', 'run_copy', 'frame_layout',
-           'run']
+           'PackedSplit', 'empty_batch', 'BatchBuffers', 'ArenaBatch', 'run_copy', 'frame_layout', 'run']
 
 # %% ../../nbs/14_data.pack.ipynb #754171f4
 PACK_FORMAT = 2  # 2: stored bands per column, built_from record, values checked at pack time
@@ -350,8 +349,6 @@ def _torch_dtype(dtype) -> torch.dtype:
 @functools.cache
 def _dtype_info(dtype) -> tuple[torch.dtype, int]: return _torch_dtype(dtype), np.dtype(dtype).itemsize
 
-class SharedMemoryError(OSError): "No room left in /dev/shm for a tensor that crosses between processes"
-
 def empty_batch(shape: tuple, # tensor shape
                 dtype: np.dtype, # numpy dtype
                 shared: bool|None=None, # in shared memory; default: inside a DataLoader worker
@@ -360,12 +357,7 @@ def empty_batch(shape: tuple, # tensor shape
     tdt = _torch_dtype(dtype)
     if not (torch.utils.data.get_worker_info() is not None if shared is None else shared): return torch.from_numpy(np.empty(shape, dtype))  # numpy's allocator: fewer page faults than torch's
     n = int(np.prod(shape))
-    try: st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
-    except RuntimeError as e:  # torch: "unable to allocate shared memory(shm) ... No space left on device"
-        if 'shared memory' not in str(e): raise
-        free = shutil.disk_usage('/dev/shm').free if os.path.isdir('/dev/shm') else 0
-        raise SharedMemoryError(f"no room in shared memory for {n * np.dtype(dtype).itemsize / 2**20:.1f} MiB (/dev/shm: "
-                                f"{free / 2**20:.1f} MiB free): give the container more (docker run --shm-size=4g)") from None
+    st = torch.UntypedStorage._new_shared(max(1, n) * np.dtype(dtype).itemsize)
     return torch.empty(0, dtype=tdt).set_(st, 0, (n,), (1,)).view(shape)
 
 # %% ../../nbs/14_data.pack.ipynb #8fbc7719
@@ -663,12 +655,13 @@ def plan_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of
                   bands_per_date: int, # bands of one date as stored
                   channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
                   shared: bool|None=None, # see `BatchBuffers.empty`
+                  layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
                  ) -> tuple[torch.Tensor, tuple|None]:
     "`gather_frames`'s (B,T,C,H,W) tensor, not yet filled, and the job (`run_copy`) that fills and pads it (None: empty)"
     offs, rows = self._col(col)[1], np.asarray(rows, np.int64)
-    if not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
+    if layout is None and not np.array_equal(offs[rows + 1] - offs[rows], np.asarray(counts, np.int64) * bands_per_date):
         raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} do not hold {list(counts)[:4]} dates of {bands_per_date} bands")
-    _, series, date, place, kept = frame_layout(counts, keep)
+    _, series, date, place, kept = layout or frame_layout(counts, keep)
     grid = np.zeros((len(rows), int(kept.max(initial=0))), np.int64)
     grid[series, place] = date
     return self.plan_dates(col, rows, grid, np.arange(grid.shape[1]) >= kept[:, None], bands_per_date, channels, shared)
@@ -680,9 +673,10 @@ def gather_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows 
                   bands_per_date: int, # bands of one date as stored
                   channels: Sequence[int]|None=None, # 1-based bands within a date, all when None
                   shared: bool|None=None, # see `BatchBuffers.empty`
+                  layout: tuple|None=None, # `frame_layout(counts, keep)` from a caller that checked `counts` already
                  ) -> torch.Tensor:
     "The kept dates of series `rows` in `col` as one (B,T,C,H,W) tensor zero-padded to the longest, copied once"
-    out, job = self.plan_frames(col, rows, counts, keep, bands_per_date, channels, shared)
+    out, job = self.plan_frames(col, rows, counts, keep, bands_per_date, channels, shared, layout)
     run_copy(job)
     return out
 

@@ -7,6 +7,8 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/zonal.device.html.md"""
 # %% ../../nbs/47_zonal.device.ipynb #278ec230
 from __future__ import annotations
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from collections.abc import Callable
 import numpy as np
@@ -14,7 +16,6 @@ import torch
 import rasterio.errors
 from rasterio.windows import Window
 from fastcore.basics import patch
-from ..data.pack import SharedMemoryError, empty_batch
 from ..data.sentinel import DATES_KEY
 from .plan import TilingPlan, Tile
 from .read import ZoneReader, ModalitySpec, zonal_collate
@@ -81,10 +82,18 @@ def host_tensor(shape: tuple, # (C,h,w)
                 dtype, # numpy dtype (the raster's)
                 shared: bool=False, # in shared memory (a DataLoader worker hands it over without a copy)
                ) -> torch.Tensor:
-    "An uninitialised host tensor of the raster's dtype, allocated in shared memory when `shared` (`data.pack.empty_batch`)"
-    try: return empty_batch(shape, dtype, shared)
-    except SharedMemoryError as e:
-        raise ZoneReadError(f"{e}, lower cell_px (a cell needs its inputs twice over), or set readers: 0 to read in a thread") from None
+    "An uninitialised host tensor of the raster's dtype, allocated in shared memory when `shared`"
+    dt = torch.from_numpy(np.empty(0, dtype)).dtype
+    if not shared: return torch.empty(shape, dtype=dt)
+    n = math.prod(shape) * dt.itemsize
+    try: st = torch.UntypedStorage._new_shared(n)  # what `share_memory_` allocates, without its copy
+    except RuntimeError as e:
+        if 'shared memory' not in str(e): raise
+        free = shutil.disk_usage('/dev/shm').free if os.path.isdir('/dev/shm') else 0
+        raise ZoneReadError(f"no room in shared memory for a block of {n / 2**20:.1f} MiB (/dev/shm: {free / 2**20:.1f} MiB free; "
+                            "a cell needs its inputs twice over): give the container more (docker run --shm-size=4g), "
+                            "lower cell_px, or set readers: 0 to read in a thread") from None
+    return torch.empty(0, dtype=dt).set_(st, 0, shape)
 
 # %% ../../nbs/47_zonal.device.ipynb #b6ea058d
 def _read_block(ds, m: str, rows: tuple, cols: tuple, idx: list|None, shared: bool, masks: bool=False) -> Block:
