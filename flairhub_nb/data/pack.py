@@ -550,32 +550,39 @@ def band_counts(self: PackedSplit, col: str, rows: Sequence[int]) -> np.ndarray:
     return offs[rows + 1] - offs[rows]
 
 @patch
-def _stored_rows(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int) -> np.ndarray:
-    "Rows, within a patch's stored bands, of `channels` (cached per column and request)"
+def _stored_rows(self: PackedSplit, col: str, channels: Sequence[int]|None, n: int) -> np.ndarray|None:
+    "Rows, within a patch's `n` stored bands, of `channels`; None when that is all of them in order (cached per column and request)"
     k = (col, tuple(channels) if channels is not None else None, n)
     if k not in self._rows:
         pos = self._positions(col, channels, n, f"{self.dir}/{self.split}/{col}")
-        self._rows[k] = np.arange(n) if pos is None else np.asarray(pos, np.int64)
+        self._rows[k] = None if pos is None or pos == list(range(n)) else np.asarray(pos, np.int64)
     return self._rows[k]
 
-_PIECE = 512 << 10  # bytes: rows larger than this are copied in pieces
+_PIECE = 256 << 10  # bytes: the largest row one copy takes (glibc's memcpy slows down per byte past the L2's size: benchmarks/bench_data.py)
 
-def _pieces(mm: np.ndarray, idx: np.ndarray, o: np.ndarray) -> tuple:
-    "The same copy in rows of at most `_PIECE` bytes: numpy's row copy is ~25 % slower per byte from 1 MiB rows on (glibc's large-copy path; measured in benchmarks/bench_data.py --raw)"
-    row = mm.itemsize * math.prod(mm.shape[1:])
-    if row <= _PIECE or mm.ndim < 2: return mm, idx, o
-    k = next((k for k in range(2, mm.shape[1] + 1) if mm.shape[1] % k == 0 and row // k <= _PIECE), None)
-    if k is None: return mm, idx, o
-    shp = (mm.shape[1] // k,) + mm.shape[2:]
-    return mm.reshape((-1,) + shp), (idx[:, None] * k + np.arange(k)).reshape(-1), o.reshape((-1,) + shp)
+@patch
+def _blocks(self: PackedSplit, col: str, unit: int) -> tuple[np.ndarray, int, np.ndarray]:
+    "The column's memmap as rows of `unit` bands each cut in `k` equal pieces of at most `_PIECE` bytes: (2-D view, k, arange(k)); cached"
+    key = ('blocks', col, unit)
+    if key not in self._rows:
+        mm = self._col(col)[0]
+        n = unit * math.prod(mm.shape[1:])  # elements of one row
+        k = next((k for k in range(-(-n * mm.itemsize // _PIECE), 4 * -(-n * mm.itemsize // _PIECE) + 1) if n % k == 0), 1) if n else 1
+        flat = mm.reshape(-1)
+        self._rows[key] = (flat[:len(flat) // n * n].reshape(-1, n // k) if n else flat.reshape(0, 0), k, np.arange(k))
+    return self._rows[key]
 
-def run_copy(job: tuple|None, # `(memmap, rows, flat out, padding)` from `PackedSplit.plan_gather` / `plan_frames`; None: nothing
+def _piece_rows(first: np.ndarray, # the rows to copy, in rows of the unit
+                k: int, ar: np.ndarray) -> np.ndarray:
+    "Indices of the pieces of rows `first` (each cut in `k`), flat, in order"
+    return first.reshape(-1) if k == 1 else (first.reshape(-1, 1) * k + ar).reshape(-1)
+
+def run_copy(job: tuple|None, # `(source rows, indices, flat out, padding)` from `PackedSplit.plan_gather` / `plan_dates`; None: nothing
             ) -> None:
     "Copy the job's memmap rows into its output, then zero its padding `(array, mask)` if any"
     if job is None: return
-    mm, idx, o, pad = job
-    a, i, out = _pieces(mm, idx, o)
-    np.take(a, i, 0, out, 'clip')  # 'clip': no buffered out
+    src, idx, out, pad = job
+    np.take(src, idx, 0, out, 'clip')  # 'clip': no buffered out
     if pad is not None: pad[0][pad[1]] = 0
 
 @patch
@@ -586,14 +593,18 @@ def plan_gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
     "`gather`'s (B,C,H,W) tensor, not yet filled, and the job (`run_copy`) that fills it"
     mm, offs, *_, every = self._col(col)
     rows = np.asarray(rows, np.int64)
-    if every is not None: a = rows * every  # every patch holds `every` bands
-    else:
-        a, n = offs[rows], offs[rows + 1] - offs[rows]
+    if every is None:
+        n = offs[rows + 1] - offs[rows]
         if len(n) and (n != n[0]).any(): raise StalePackError(f"{self.dir}/{self.split}/{col}: patches {rows[:4].tolist()} hold different band counts {np.unique(n).tolist()}")
-        every = int(n[0]) if len(n) else 0
-    pos = self._stored_rows(col, channels, every)
-    out = self.buffers.empty(col, (len(rows), len(pos)) + mm.shape[1:], mm.dtype, shared)
-    return out, (mm, (a[:, None] + pos).reshape(-1), out.numpy().reshape((-1,) + mm.shape[1:]), None)
+        n = int(n[0]) if len(n) else 0
+    else: n = every
+    pos = self._stored_rows(col, channels, n)
+    out = self.buffers.empty(col, (len(rows), n if pos is None else len(pos)) + mm.shape[1:], mm.dtype, shared)
+    if pos is None and every is not None: src, k, ar = self._blocks(col, every); first = rows  # whole patches: one row each
+    else:
+        src, k, ar = self._blocks(col, 1)  # band by band
+        first = (rows * every if every is not None else offs[rows])[:, None] + (np.arange(n) if pos is None else pos)
+    return out, (src, _piece_rows(first, k, ar), out.numpy().reshape(-1, src.shape[1]), None)
 
 @patch
 def gather(self: PackedSplit, col: str, rows: Sequence[int], # pack rows
@@ -631,6 +642,13 @@ def _date_rows(self: PackedSplit, col: str, bands_per_date: int, channels: Seque
 
 # %% ../../nbs/14_data.pack.ipynb #b0d08146
 @patch
+def _aligned(self: PackedSplit, col: str, unit: int) -> bool:
+    "Whether every patch of `col` starts at a multiple of `unit` bands (its dates can be copied as whole rows); cached"
+    key = ('aligned', col, unit)
+    if key not in self._rows: self._rows[key] = bool((self._col(col)[1] % unit == 0).all())
+    return self._rows[key]
+
+@patch
 def plan_dates(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
                date: np.ndarray, # (B,T) int: the stored date each place of the padded batch takes (any value where `pad`)
                pad: np.ndarray, # (B,T) bool: padding places, zeroed once copied
@@ -644,9 +662,15 @@ def plan_dates(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of 
     B, T = date.shape
     out = self.buffers.empty(col, (B, T, len(pos)) + mm.shape[1:], mm.dtype, shared)
     if not out.numel(): return out, None
-    src = offs[np.asarray(rows, np.int64)][:, None] + date * bands_per_date  # 'clip' in run_copy: a padding row past the end is harmless
+    start = offs[np.asarray(rows, np.int64)][:, None]  # 'clip' in run_copy: a padding row past the end is harmless
+    if channels is None and self._aligned(col, bands_per_date):  # whole dates, one row each
+        src, k, ar = self._blocks(col, bands_per_date)
+        first = start // bands_per_date + date
+    else:
+        src, k, ar = self._blocks(col, 1)
+        first = (start + date * bands_per_date)[..., None] + pos
     o = out.numpy()
-    return out, (mm, (src[..., None] + pos).reshape(-1), o.reshape((-1,) + mm.shape[1:]), (o, pad))
+    return out, (src, _piece_rows(first, k, ar), o.reshape(-1, src.shape[1]), (o, pad))
 
 @patch
 def plan_frames(self: PackedSplit, col: str, rows: Sequence[int], # pack rows of a time-series column
