@@ -192,3 +192,26 @@ def test_ctrl_c_exits_130_with_a_resumable_checkpoint(toy, tmp_path):
     cfg['paths'].update(ckpt_model_path=str(ck), out_folder=str(tmp_path/'again'))
     assert run(cfg) == 0
     assert load(tmp_path/'again'/'toy'/'checkpoints'/'last.ckpt')['epoch'] == state['epoch'] + 1
+
+class _GetsTheCtrlC:
+    "An object whose finalizer receives the SIGINT: Python reports the KeyboardInterrupt raised there as 'ignored' and drops it"
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+        sum(range(100))  # bytecode after the signal: its handler runs here, inside the finalizer
+
+class CtrlCInAFinalizer(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 2: _GetsTheCtrlC()  # made and collected at once
+
+def test_a_ctrl_c_dropped_in_a_finalizer_still_interrupts(toy, tmp_path):
+    cfg = aerial_cfg(toy, tmp_path, epochs=3)
+    dm = FlairHubDataModule(cfg)
+    trainer = build_trainer(cfg, tmp_path/'run', extra_callbacks=[CtrlCInAFinalizer()], enable_model_summary=False)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a plain `python` process
+    try:
+        with pytest.raises(KeyboardInterrupt, match='resumable checkpoint'):
+            fit(trainer, FlairHubModule(cfg, dm.img_input_sizes()), dm)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not the SIG_IGN Lightning leaves
+    finally: signal.signal(signal.SIGINT, before)
+    state = load(tmp_path/'run'/'checkpoints'/'interrupted.ckpt')
+    assert state['global_step'] == 2 and state['epoch'] == 0  # stopped at the next boundary, not after 3 epochs

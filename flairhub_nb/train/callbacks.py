@@ -7,7 +7,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.callbacks.html.md"""
 
 # %% ../../nbs/32a_train.callbacks.ipynb #f30bdee4
 from __future__ import annotations
-import io, os, pickle, random, time
+import contextlib, io, os, pickle, random, signal, threading, time
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch
@@ -123,10 +123,33 @@ def check(self: NonFiniteLossGuard) -> None:
 
 # %% ../../nbs/32a_train.callbacks.ipynb #4c571756
 class InterruptCheckpoint(Callback):
-    "On Ctrl-C during `fit`, save `interrupted.ckpt` in the checkpoint folder and say so"
-    def __init__(self, dirpath: str|Path): self.dirpath, self.path = Path(dirpath), None
+    "On Ctrl-C during `fit`, save `interrupted.ckpt` in the checkpoint folder and say so; a Ctrl-C Python drops (one landing in a finalizer) is raised again at the next batch or epoch boundary"
+    def __init__(self, dirpath: str|Path): self.dirpath, self.path, self.pending = Path(dirpath), None, False
+
+    def on_sigint(self, signum, frame):
+        "SIGINT while armed: remembered, then raised as Python does"
+        self.pending = True
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def armed(self):
+        "Around `trainer.fit`: catch SIGINT with `on_sigint` (only over Python's own handler, in the main thread), and restore the handler after, even the `SIG_IGN` Lightning leaves behind"
+        old = signal.getsignal(signal.SIGINT)
+        mine = old is signal.default_int_handler and threading.current_thread() is threading.main_thread()
+        self.pending = False
+        if mine: signal.signal(signal.SIGINT, self.on_sigint)
+        try: yield self
+        finally:
+            if mine: signal.signal(signal.SIGINT, old)
+
+    def _check(self, *args, **kwargs):
+        if self.pending: raise KeyboardInterrupt("Ctrl-C (raised again at a batch boundary: the first one was dropped in a finalizer)")
+    on_train_batch_start = on_train_batch_end = on_validation_batch_start = on_validation_batch_end = _check
+    on_train_epoch_end = on_validation_epoch_end = _check
+
     def on_exception(self, trainer, pl_module, exception):
         if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != 'fit': return
+        self.pending = False
         self.path = self.dirpath/'interrupted.ckpt'
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:

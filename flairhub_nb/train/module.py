@@ -6,7 +6,7 @@ Docs: https://flairhub-nb.github.io/flairhub_nb/train.module.html.md"""
 
 # %% ../../nbs/33_train.module.ipynb #6618539f
 from __future__ import annotations
-import importlib.util, os, warnings
+import contextlib, importlib.util, os, warnings
 from collections import Counter
 from pathlib import Path
 import torch, torch.nn as nn
@@ -432,9 +432,11 @@ def build_trainer(cfg: dict, # full config
 def fit(trainer: pl.Trainer, module: FlairHubModule, datamodule: FlairHubDataModule,
         ckpt_path: str|Path|None=None, # checkpoint to resume from (loaded with weights_only=True)
        ) -> None:
-    "`trainer.fit`; Ctrl-C becomes `KeyboardInterrupt` naming the resumable checkpoint"
-    try: trainer.fit(module, datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    "`trainer.fit`; Ctrl-C becomes `KeyboardInterrupt` naming the resumable checkpoint (and SIGINT's handler is Python's again after)"
+    cb = next((c for c in trainer.callbacks if isinstance(c, InterruptCheckpoint)), None)
+    try:
+        with cb.armed() if cb is not None else contextlib.nullcontext():
+            trainer.fit(module, datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except SystemExit as e:
         if not trainer.interrupted: raise
-        ck = next((c.path for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.path), None)
-        raise KeyboardInterrupt(f"training interrupted; resumable checkpoint: {ck}") from e
+        raise KeyboardInterrupt(f"training interrupted; resumable checkpoint: {cb.path if cb is not None else None}") from e
