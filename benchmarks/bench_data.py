@@ -293,14 +293,15 @@ def raw_main(a, toy):
     parts = [(src[o:o + k], dst[o:o + k]) for o, k in zip(np.cumsum([0] + list(per.values()))[:-1], per.values())]
     ram = np.random.default_rng(1).integers(0, 255, (n, nbytes), np.uint8)  # n samples' bytes: read from RAM, as from the page cache
     dstb = [np.empty((a.batch, nbytes), np.uint8) for _ in range(2)]  # two batch buffers: the consumer holds the last batch
-    per_p = -(-nbytes // (512 << 10))  # the same copy in per_p rows of <= 512 KiB per sample (what run_copy does with large rows)
+    from flairhub_nb.data.pack import _PIECE
+    per_p = -(-nbytes // _PIECE)  # the same copy in per_p rows of <= _PIECE bytes per sample (what run_copy does with large rows)
     piece = nbytes // per_p  # (the last nbytes - per_p * piece < per_p bytes of a sample are left out)
     ramp = ram.reshape(-1)[:n * per_p * piece].reshape(n * per_p, piece)
     dstp = [b.reshape(-1)[:a.batch * per_p * piece].reshape(a.batch * per_p, piece) for b in dstb]
     work = {'loader': lambda: [None for _ in dl],
             'memcpy': lambda: [np.copyto(dst, ram[i]) for i in range(n)],
             'memcpy into batch buffers': lambda: [np.copyto(dstb[k % 2], ram[s:s + a.batch]) for k, s in enumerate(range(0, n, a.batch))],
-            'memcpy into batch buffers, 512 KiB pieces': lambda: [np.take(ramp, np.arange(s * per_p, (s + a.batch) * per_p), 0, dstp[k % 2], 'clip')
+            f'memcpy into batch buffers, {_PIECE >> 10} KiB pieces': lambda: [np.take(ramp, np.arange(s * per_p, (s + a.batch) * per_p), 0, dstp[k % 2], 'clip')
                                                       for k, s in enumerate(range(0, n, a.batch))],
             'memcpy (cache-hot)': lambda: [np.copyto(dst, src) for _ in range(n)],
             'memcpy per key (cache-hot)': lambda: [np.copyto(d, s_) for _ in range(n) for s_, d in parts]}
@@ -324,7 +325,7 @@ def raw_main(a, toy):
     print(f"\n{1 / med['loader']:.0f} samples per core-second ({1 / med['memcpy']:.0f} for the bare memcpy); memcpy = the sample's "
           f"bytes copied from RAM (n distinct samples, as the pack's pages) into one sample-sized buffer; into batch buffers = "
           f"the same bytes into two alternating batch-sized buffers (what any loader handing out batches writes; one copy per batch, "
-          f"and in rows of <= 512 KiB with np.take as run_copy does); "
+          f"and in rows of <= {_PIECE >> 10} KiB with np.take as run_copy does); "
           f"cache-hot = one buffer copied again and again")
     raw_workers(ds, n, a, med['memcpy'])
     if torch.cuda.is_available():

@@ -162,10 +162,16 @@ def test_resume_from_epoch_end_equals_uninterrupted_run(toy, tmp_path):
     assert all(torch.equal(whole[k], resumed[k]) for k in whole), [k for k in whole if not torch.equal(whole[k], resumed[k])][:5]
 
 CTRL_C_SCRIPT = """
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's report if Ctrl-C is not acted on
+print('SIGINT handler at start:', signal.getsignal(signal.SIGINT), file=sys.stderr, flush=True)
 from flairhub_nb.cli import flairhub_main
 sys.exit(flairhub_main(['--config', sys.argv[1]]))
 """
+
+def _sigint_default():
+    "In the child before exec: SIGINT's default disposition, as a terminal's process starts with (an ignored signal is inherited)"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def test_ctrl_c_exits_130_with_a_resumable_checkpoint(toy, tmp_path):
     cfg = aerial_cfg(toy, tmp_path/'out', epochs=1000)
@@ -173,13 +179,20 @@ def test_ctrl_c_exits_130_with_a_resumable_checkpoint(toy, tmp_path):
     (tmp_path/'cfg.yaml').write_text(yaml.safe_dump(cfg))
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     p = subprocess.Popen([sys.executable, '-c', CTRL_C_SCRIPT, str(tmp_path/'cfg.yaml')], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=_sigint_default)
     t0 = time.time()
     for line in p.stdout:   # wait for the first epoch line
         if line.startswith('epoch 1/1000'): break
         assert time.time() - t0 < 600
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=300)
+    try: out, err = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:  # say where it is: every thread's stack, then stop it
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        p.kill()
+        out, err = p.communicate()
+        pytest.fail(f"SIGINT not acted on in 300 s (this test process's SIGINT handler: {signal.getsignal(signal.SIGINT)}); "
+                    f"the run's stderr:\n{err[-6000:]}")
     assert p.returncode == 130, err[-3000:]
     assert 'flairhub: error: interrupted' in err
     ck = tmp_path/'out'/'toy'/'checkpoints'/'interrupted.ckpt'
