@@ -33,6 +33,12 @@ package to the path) and from LitData's chunks through its `StreamingDataLoader`
 (`pip install --target /tmp/zarr_pkgs --no-deps zarr numcodecs donfig google-crc32c`; `pip install --target
 /tmp/litdata_pkgs --no-deps litdata boto3 botocore s3transfer jmespath obstore tifffile`)
 
+Measured on a later, slower 2-core AMD EPYC VM (memcpy 0.39-0.52 ms/sample; 2026-12-02, load 0.7-1.0), --raw:
+  32 samples, batch 4: before whole-patch/whole-date rows (30cfca6) loader 1.32 CPU-ms/sample = 2.67-2.70x memcpy,
+  after (559b529) 1.04-1.06 = 2.51-2.52x; 2 workers 809-857 -> 973 samples/s. 64 samples: batch 4 2.51x, batch 8
+  2.25x, batch 16 2.04x. Into batch buffers (one copy per batch) the memcpy itself is 1.45-1.69x here. With
+  GLIBC_TUNABLES=glibc.cpu.x86_non_temporal_threshold=0x40000 (streaming stores: no read-for-ownership of the
+  batch memory) the loader takes 0.89 CPU-ms/sample instead of 1.05.
 Measured (--raw, 32 samples, batch 4; 2-core AMD EPYC VM; three runs 06:58-06:59, load 1.0-1.2):
   loader 0.330-0.358 CPU-ms/sample = 2.20-2.28x memcpy (0.143-0.159 ms); into batch buffers one copy per batch
   1.40-1.47x, in 512 KiB rows 1.02-1.17x; 2 workers 3,112-3,735 samples/s wall, main process 0.051-0.072 CPU-ms/sample,
